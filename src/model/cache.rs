@@ -1,0 +1,765 @@
+//! The process-wide model cache. Every element (and any embedding application) asks it for a
+//! model; a model is loaded once per key however many ask at once (single flight), shared while
+//! anyone holds a handle, and released after an idle time-out once the last handle is gone.
+//!
+//! The key is the model file's identity (canonical path, size and modification time: a replaced
+//! file is a new model), the device, and every whisper.cpp context parameter fixed at load.
+
+use super::{ggml, locate, ModelError};
+use once_cell::sync::Lazy;
+use std::collections::HashMap;
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant, SystemTime};
+use whisper_rs::{WhisperContext, WhisperContextParameters};
+
+/// Where inference runs. `gpu:N` needs a build with a GPU feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Device {
+    #[default]
+    Cpu,
+    Gpu(u32),
+}
+
+/// True when this build has a GPU backend compiled in.
+pub const GPU_BUILD: bool = false;
+
+impl std::str::FromStr for Device {
+    type Err = ModelError;
+
+    fn from_str(s: &str) -> Result<Self, ModelError> {
+        let bad = |what: &str| ModelError::Device {
+            device: s.to_string(),
+            what: what.to_string(),
+        };
+        match s.trim() {
+            "cpu" => Ok(Device::Cpu),
+            "gpu" => Ok(Device::Gpu(0)),
+            other => other
+                .strip_prefix("gpu:")
+                .and_then(|n| n.parse().ok())
+                .map(Device::Gpu)
+                .ok_or_else(|| bad("expected 'cpu' or 'gpu:N'")),
+        }
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Cpu => f.write_str("cpu"),
+            Device::Gpu(n) => write!(f, "gpu:{n}"),
+        }
+    }
+}
+
+/// whisper.cpp context parameters fixed when a model is loaded. Two requests that differ in
+/// any of them get different models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ContextOptions {
+    pub flash_attn: bool,
+}
+
+/// What identifies one loaded model.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ModelKey {
+    pub path: PathBuf,
+    pub size: u64,
+    pub modified: SystemTime,
+    pub device: Device,
+    pub options: ContextOptions,
+}
+
+impl ModelKey {
+    /// The key for a ggml file as it is on disk now.
+    pub fn new(path: &Path, device: Device, options: ContextOptions) -> Result<Self, ModelError> {
+        let canonical = path.canonicalize().map_err(|e| ModelError::io(path, &e))?;
+        let meta = std::fs::metadata(&canonical).map_err(|e| ModelError::io(path, &e))?;
+        Ok(ModelKey {
+            path: canonical,
+            size: meta.len(),
+            modified: meta.modified().map_err(|e| ModelError::io(path, &e))?,
+            device,
+            options,
+        })
+    }
+}
+
+/// How long an unused model stays loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleTimeout {
+    Never,
+    /// `After(Duration::ZERO)` releases the model as soon as its last handle goes.
+    After(Duration),
+}
+
+pub const IDLE_TIMEOUT_ENV: &str = "WHISPERSTT_MODEL_IDLE_TIMEOUT";
+/// Long enough that a client reconnecting does not pay a reload, short enough that a server
+/// gives memory back soon after a model falls out of use.
+pub const DEFAULT_IDLE_TIMEOUT: IdleTimeout = IdleTimeout::After(Duration::from_secs(30));
+
+impl IdleTimeout {
+    /// `never`, or a number of seconds (0 = immediately).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "never" | "-1" => Some(IdleTimeout::Never),
+            n => n
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .map(|v| IdleTimeout::After(Duration::from_secs_f64(v))),
+        }
+    }
+}
+
+/// A model loaded in whisper.cpp, shared by all handles with its key.
+pub struct LoadedModel {
+    key: ModelKey,
+    context: WhisperContext,
+    info: ggml::ModelInfo,
+    load_time: Duration,
+}
+
+impl LoadedModel {
+    fn load(key: &ModelKey) -> Result<Self, ModelError> {
+        if let Device::Gpu(_) = key.device {
+            if !GPU_BUILD {
+                return Err(ModelError::Device {
+                    device: key.device.to_string(),
+                    what: "this build of whisperstt has no GPU backend (build with a GPU feature)"
+                        .into(),
+                });
+            }
+        }
+        let start = Instant::now();
+        // whisper.cpp may crash on a damaged file: check the whole structure first.
+        let info = ggml::inspect(&key.path)?;
+        if info.file_size != key.size {
+            return Err(ModelError::invalid(&key.path, "file changed while being loaded"));
+        }
+        let mut params = WhisperContextParameters::default();
+        params.flash_attn(key.options.flash_attn);
+        match key.device {
+            Device::Cpu => params.use_gpu(false),
+            Device::Gpu(n) => params.use_gpu(true).gpu_device(n as i32),
+        };
+        let context = WhisperContext::new_with_params(&key.path, params).map_err(|_| {
+            ModelError::Load {
+                path: key.path.clone(),
+            }
+        })?;
+        Ok(LoadedModel {
+            key: key.clone(),
+            context,
+            info,
+            load_time: start.elapsed(),
+        })
+    }
+
+    pub fn key(&self) -> &ModelKey {
+        &self.key
+    }
+
+    pub fn context(&self) -> &WhisperContext {
+        &self.context
+    }
+
+    pub fn info(&self) -> &ggml::ModelInfo {
+        &self.info
+    }
+
+    pub fn load_time(&self) -> Duration {
+        self.load_time
+    }
+
+    /// The size of the weights (the ggml file).
+    pub fn bytes(&self) -> u64 {
+        self.info.file_size
+    }
+}
+
+impl fmt::Debug for LoadedModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedModel").field("key", &self.key).finish()
+    }
+}
+
+/// How a handle was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acquisition {
+    /// This request loaded the model.
+    Loaded,
+    /// Another request was loading it; this one waited for that load.
+    Joined,
+    /// The model was already loaded.
+    Reused,
+}
+
+/// Keeps a model loaded. Dropping the last handle starts the model's idle time-out.
+pub struct ModelHandle {
+    model: Arc<LoadedModel>,
+    cache: Arc<Inner>,
+    idle_timeout: Option<IdleTimeout>,
+    acquisition: Acquisition,
+}
+
+impl ModelHandle {
+    pub fn acquisition(&self) -> Acquisition {
+        self.acquisition
+    }
+
+    pub fn model(&self) -> &Arc<LoadedModel> {
+        &self.model
+    }
+}
+
+impl std::ops::Deref for ModelHandle {
+    type Target = LoadedModel;
+
+    fn deref(&self) -> &LoadedModel {
+        &self.model
+    }
+}
+
+impl Drop for ModelHandle {
+    fn drop(&mut self) {
+        self.cache.release(&self.model.key, self.idle_timeout);
+    }
+}
+
+impl fmt::Debug for ModelHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelHandle")
+            .field("key", &self.model.key)
+            .field("acquisition", &self.acquisition)
+            .finish()
+    }
+}
+
+/// What happened to a model, as told to subscribers (and posted by elements as
+/// `whisperstt-model` messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelAction {
+    Loading,
+    Loaded,
+    Reused,
+    Released,
+    Failed,
+}
+
+impl ModelAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelAction::Loading => "loading",
+            ModelAction::Loaded => "loaded",
+            ModelAction::Reused => "reused",
+            ModelAction::Released => "released",
+            ModelAction::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelEvent {
+    pub action: ModelAction,
+    pub key: ModelKey,
+    pub load_time: Option<Duration>,
+    pub bytes: u64,
+    pub live_handles: usize,
+    /// Loads of this key so far in this process.
+    pub loads: u64,
+    pub error: Option<ModelError>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryState {
+    Loading,
+    Live,
+    Idle,
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelStats {
+    pub key: ModelKey,
+    pub state: EntryState,
+    pub bytes: u64,
+    pub live_handles: usize,
+    pub loads: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CacheStats {
+    /// Successful loads in this process, all keys.
+    pub loads: u64,
+    pub failed_loads: u64,
+    pub releases: u64,
+    pub models: Vec<ModelStats>,
+}
+
+impl CacheStats {
+    pub fn model(&self, key: &ModelKey) -> Option<&ModelStats> {
+        self.models.iter().find(|m| &m.key == key)
+    }
+
+    pub fn live_handles(&self) -> usize {
+        self.models.iter().map(|m| m.live_handles).sum()
+    }
+}
+
+type LoadResult = Result<Arc<LoadedModel>, ModelError>;
+
+/// One load in flight: its waiters block here until the loader stores the result.
+#[derive(Default)]
+struct Pending {
+    result: Mutex<Option<LoadResult>>,
+    done: Condvar,
+}
+
+impl Pending {
+    fn complete(&self, result: LoadResult) {
+        *self.result.lock().unwrap() = Some(result);
+        self.done.notify_all();
+    }
+
+    fn wait(&self) -> LoadResult {
+        let guard = self.result.lock().unwrap();
+        let guard = self.done.wait_while(guard, |r| r.is_none()).unwrap();
+        guard.clone().unwrap()
+    }
+}
+
+enum Entry {
+    Loading {
+        pending: Arc<Pending>,
+        waiters: usize,
+    },
+    Ready {
+        model: Arc<LoadedModel>,
+        handles: usize,
+        /// When an idle model is released; `None` while in use or kept forever.
+        deadline: Option<Instant>,
+    },
+}
+
+#[derive(Default)]
+struct Table {
+    entries: HashMap<ModelKey, Entry>,
+    loads_by_key: HashMap<ModelKey, u64>,
+    loads: u64,
+    failed_loads: u64,
+    releases: u64,
+    reaper_started: bool,
+}
+
+impl Table {
+    fn loads_of(&self, key: &ModelKey) -> u64 {
+        self.loads_by_key.get(key).copied().unwrap_or(0)
+    }
+
+    /// Removes the idle models whose time is up.
+    fn take_expired(&mut self, now: Instant) -> Vec<Arc<LoadedModel>> {
+        let expired: Vec<ModelKey> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| {
+                matches!(e, Entry::Ready { handles: 0, deadline: Some(d), .. } if *d <= now)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        expired
+            .into_iter()
+            .filter_map(|k| match self.entries.remove(&k) {
+                Some(Entry::Ready { model, .. }) => Some(model),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.entries
+            .values()
+            .filter_map(|e| match e {
+                Entry::Ready { deadline, .. } => *deadline,
+                Entry::Loading { .. } => None,
+            })
+            .min()
+    }
+}
+
+type Listener = Arc<dyn Fn(&ModelEvent) + Send + Sync>;
+
+struct Inner {
+    table: Mutex<Table>,
+    reaper_wake: Condvar,
+    default_idle: Mutex<IdleTimeout>,
+    listeners: Mutex<Vec<(u64, Listener)>>,
+    next_listener: std::sync::atomic::AtomicU64,
+}
+
+impl Inner {
+    fn emit(&self, event: ModelEvent) {
+        let listeners: Vec<Listener> = self
+            .listeners
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, l)| l.clone())
+            .collect();
+        for l in listeners {
+            l(&event);
+        }
+    }
+
+    fn event(&self, t: &Table, action: ModelAction, model: &LoadedModel, handles: usize) -> ModelEvent {
+        ModelEvent {
+            action,
+            key: model.key.clone(),
+            load_time: Some(model.load_time),
+            bytes: model.bytes(),
+            live_handles: handles,
+            loads: t.loads_of(&model.key),
+            error: None,
+        }
+    }
+
+    fn released_event(&self, model: &LoadedModel) -> ModelEvent {
+        let t = self.table.lock().unwrap();
+        let mut ev = self.event(&t, ModelAction::Released, model, 0);
+        ev.load_time = None;
+        ev
+    }
+
+    fn release(self: &Arc<Self>, key: &ModelKey, timeout: Option<IdleTimeout>) {
+        let timeout = timeout.unwrap_or_else(|| *self.default_idle.lock().unwrap());
+        let mut t = self.table.lock().unwrap();
+        let Some(Entry::Ready {
+            handles, deadline, ..
+        }) = t.entries.get_mut(key)
+        else {
+            return;
+        };
+        *handles -= 1;
+        if *handles > 0 {
+            return;
+        }
+        match timeout {
+            IdleTimeout::Never => *deadline = None,
+            IdleTimeout::After(d) if d.is_zero() => {
+                let Some(Entry::Ready { model, .. }) = t.entries.remove(key) else {
+                    unreachable!()
+                };
+                t.releases += 1;
+                drop(t);
+                let ev = self.released_event(&model);
+                // Free whisper.cpp's buffers before telling anyone the model is gone.
+                drop(model);
+                self.emit(ev);
+            }
+            IdleTimeout::After(d) => {
+                *deadline = Some(Instant::now() + d);
+                if !t.reaper_started {
+                    t.reaper_started = true;
+                    let weak = Arc::downgrade(self);
+                    std::thread::Builder::new()
+                        .name("whisperstt-reaper".into())
+                        .spawn(move || reap(weak))
+                        .expect("spawning the model reaper thread");
+                }
+                self.reaper_wake.notify_all();
+            }
+        }
+    }
+}
+
+/// Releases idle models when their time-out passes. Holds the cache only weakly between
+/// rounds, so a dropped (non-global) cache lets the thread end.
+fn reap(cache: Weak<Inner>) {
+    loop {
+        let Some(inner) = cache.upgrade() else {
+            return;
+        };
+        let mut t = inner.table.lock().unwrap();
+        let expired = t.take_expired(Instant::now());
+        t.releases += expired.len() as u64;
+        if expired.is_empty() {
+            let wait = t
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()))
+                .unwrap_or(Duration::from_secs(60))
+                .min(Duration::from_secs(60));
+            drop(inner.reaper_wake.wait_timeout(t, wait).unwrap());
+            continue;
+        }
+        drop(t);
+        for model in expired {
+            let ev = inner.released_event(&model);
+            drop(model);
+            inner.emit(ev);
+        }
+    }
+}
+
+/// Unsubscribes on drop.
+pub struct Subscription {
+    cache: Weak<Inner>,
+    id: u64,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(inner) = self.cache.upgrade() {
+            inner.listeners.lock().unwrap().retain(|(id, _)| *id != self.id);
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ModelCache {
+    inner: Arc<Inner>,
+}
+
+impl Default for ModelCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ModelCache {
+    /// A cache of its own; elements use [`global`].
+    pub fn new() -> Self {
+        let default_idle = std::env::var(IDLE_TIMEOUT_ENV)
+            .ok()
+            .and_then(|s| IdleTimeout::parse(&s))
+            .unwrap_or(DEFAULT_IDLE_TIMEOUT);
+        ModelCache {
+            inner: Arc::new(Inner {
+                table: Mutex::default(),
+                reaper_wake: Condvar::new(),
+                default_idle: Mutex::new(default_idle),
+                listeners: Mutex::default(),
+                next_listener: Default::default(),
+            }),
+        }
+    }
+
+    /// The idle time-out used when a handle does not name its own.
+    pub fn default_idle_timeout(&self) -> IdleTimeout {
+        *self.inner.default_idle.lock().unwrap()
+    }
+
+    pub fn set_default_idle_timeout(&self, timeout: IdleTimeout) {
+        *self.inner.default_idle.lock().unwrap() = timeout;
+    }
+
+    /// A handle on the model for `key`, loading it if no one has. Blocks while it loads; many
+    /// callers asking at once share one load. A failed load is returned to every waiter and
+    /// not remembered: the next request tries again. `idle_timeout` (else the cache default)
+    /// applies if this handle turns out to be the last one dropped.
+    pub fn acquire(
+        &self,
+        key: &ModelKey,
+        idle_timeout: Option<IdleTimeout>,
+    ) -> Result<ModelHandle, ModelError> {
+        let handle = |model: Arc<LoadedModel>, acquisition| ModelHandle {
+            model,
+            cache: self.inner.clone(),
+            idle_timeout,
+            acquisition,
+        };
+        let mut t = self.inner.table.lock().unwrap();
+        let pending = match t.entries.get_mut(key) {
+            Some(Entry::Ready {
+                model,
+                handles,
+                deadline,
+            }) => {
+                *handles += 1;
+                *deadline = None;
+                let (model, handles) = (model.clone(), *handles);
+                let ev = self.inner.event(&t, ModelAction::Reused, &model, handles);
+                drop(t);
+                self.inner.emit(ev);
+                return Ok(handle(model, Acquisition::Reused));
+            }
+            Some(Entry::Loading { pending, waiters }) => {
+                *waiters += 1;
+                let pending = pending.clone();
+                drop(t);
+                return pending.wait().map(|m| handle(m, Acquisition::Joined));
+            }
+            None => {
+                let pending = Arc::new(Pending::default());
+                t.entries.insert(
+                    key.clone(),
+                    Entry::Loading {
+                        pending: pending.clone(),
+                        waiters: 0,
+                    },
+                );
+                pending
+            }
+        };
+        let loads = t.loads_of(key);
+        drop(t);
+        self.inner.emit(ModelEvent {
+            action: ModelAction::Loading,
+            key: key.clone(),
+            load_time: None,
+            bytes: key.size,
+            live_handles: 0,
+            loads,
+            error: None,
+        });
+
+        // A panic while loading must still wake the waiters, or they would wait forever.
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| LoadedModel::load(key)))
+            .unwrap_or_else(|_| {
+                Err(ModelError::Load {
+                    path: key.path.clone(),
+                })
+            })
+            .map(Arc::new);
+
+        let mut t = self.inner.table.lock().unwrap();
+        let waiters = match t.entries.remove(key) {
+            Some(Entry::Loading { waiters, .. }) => waiters,
+            _ => 0,
+        };
+        let event = match &result {
+            Ok(model) => {
+                t.loads += 1;
+                *t.loads_by_key.entry(key.clone()).or_default() += 1;
+                t.entries.insert(
+                    key.clone(),
+                    Entry::Ready {
+                        model: model.clone(),
+                        handles: 1 + waiters,
+                        deadline: None,
+                    },
+                );
+                self.inner
+                    .event(&t, ModelAction::Loaded, model, 1 + waiters)
+            }
+            Err(e) => {
+                t.failed_loads += 1;
+                ModelEvent {
+                    action: ModelAction::Failed,
+                    key: key.clone(),
+                    load_time: None,
+                    bytes: key.size,
+                    live_handles: 0,
+                    loads: t.loads_of(key),
+                    error: Some(e.clone()),
+                }
+            }
+        };
+        drop(t);
+        pending.complete(result.clone());
+        self.inner.emit(event);
+        result.map(|m| handle(m, Acquisition::Loaded))
+    }
+
+    /// Resolves a model name or path (see [`locate::resolve`]) and acquires it: what an
+    /// application calls at start-up to have a model ready before the first pipeline. Keep the
+    /// handle to keep the model loaded.
+    pub fn preload(
+        &self,
+        model: &str,
+        device: Device,
+        options: ContextOptions,
+    ) -> Result<ModelHandle, ModelError> {
+        let path = locate::resolve(model)?;
+        self.acquire(&ModelKey::new(&path, device, options)?, None)
+    }
+
+    /// Releases every idle model now; returns how many.
+    pub fn release_idle(&self) -> usize {
+        let mut t = self.inner.table.lock().unwrap();
+        for e in t.entries.values_mut() {
+            if let Entry::Ready {
+                handles: 0,
+                deadline,
+                ..
+            } = e
+            {
+                *deadline = Some(Instant::now());
+            }
+        }
+        let expired = t.take_expired(Instant::now());
+        t.releases += expired.len() as u64;
+        drop(t);
+        let n = expired.len();
+        for model in expired {
+            let ev = self.inner.released_event(&model);
+            drop(model);
+            self.inner.emit(ev);
+        }
+        n
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let t = self.inner.table.lock().unwrap();
+        let mut models: Vec<ModelStats> = t
+            .entries
+            .iter()
+            .map(|(key, e)| match e {
+                Entry::Loading { .. } => ModelStats {
+                    key: key.clone(),
+                    state: EntryState::Loading,
+                    bytes: key.size,
+                    live_handles: 0,
+                    loads: t.loads_of(key),
+                },
+                Entry::Ready { model, handles, .. } => ModelStats {
+                    key: key.clone(),
+                    state: if *handles > 0 {
+                        EntryState::Live
+                    } else {
+                        EntryState::Idle
+                    },
+                    bytes: model.bytes(),
+                    live_handles: *handles,
+                    loads: t.loads_of(key),
+                },
+            })
+            .collect();
+        models.sort_by(|a, b| a.key.path.cmp(&b.key.path));
+        CacheStats {
+            loads: t.loads,
+            failed_loads: t.failed_loads,
+            releases: t.releases,
+            models,
+        }
+    }
+
+    /// Loads of `key` in this process so far (0 if never loaded).
+    pub fn loads_of(&self, key: &ModelKey) -> u64 {
+        self.inner.table.lock().unwrap().loads_of(key)
+    }
+
+    /// Calls `listener` for every model event until the subscription is dropped. It runs on
+    /// the thread that caused the event, outside the cache's lock.
+    pub fn subscribe(&self, listener: impl Fn(&ModelEvent) + Send + Sync + 'static) -> Subscription {
+        let id = self
+            .inner
+            .next_listener
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner
+            .listeners
+            .lock()
+            .unwrap()
+            .push((id, Arc::new(listener)));
+        Subscription {
+            cache: Arc::downgrade(&self.inner),
+            id,
+        }
+    }
+}
+
+/// The cache every element of the plugin shares.
+pub fn global() -> &'static ModelCache {
+    static GLOBAL: Lazy<ModelCache> = Lazy::new(ModelCache::new);
+    &GLOBAL
+}

@@ -1,0 +1,513 @@
+//! The whisper.cpp ggml model file: reading and fully checking its structure (so that a damaged
+//! or foreign file is refused with a clear error instead of reaching whisper.cpp, which may crash
+//! on it), and writing it (for the importer).
+
+use super::ModelError;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+pub const MAGIC: u32 = 0x6767_6d6c;
+/// The mel filter bank always covers n_fft / 2 + 1 = 201 frequency bins (16 kHz, n_fft 400).
+pub const MEL_BINS: usize = 201;
+/// whisper.cpp encodes the quantisation version into ftype as `ftype + 1000 * version`.
+const QNT_VERSION_FACTOR: i32 = 1000;
+/// Special tokens start at 50256 (`.en`) or 50257 (multilingual); whisper.cpp needs room for them.
+const MIN_VOCAB: i32 = 51864;
+
+/// The hyper-parameters in a ggml file's header, in file order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Hparams {
+    pub n_vocab: i32,
+    pub n_audio_ctx: i32,
+    pub n_audio_state: i32,
+    pub n_audio_head: i32,
+    pub n_audio_layer: i32,
+    pub n_text_ctx: i32,
+    pub n_text_state: i32,
+    pub n_text_head: i32,
+    pub n_text_layer: i32,
+    pub n_mels: i32,
+    pub ftype: i32,
+}
+
+impl Hparams {
+    fn as_array(&self) -> [i32; 11] {
+        [
+            self.n_vocab,
+            self.n_audio_ctx,
+            self.n_audio_state,
+            self.n_audio_head,
+            self.n_audio_layer,
+            self.n_text_ctx,
+            self.n_text_state,
+            self.n_text_head,
+            self.n_text_layer,
+            self.n_mels,
+            self.ftype,
+        ]
+    }
+
+    fn from_array(a: [i32; 11]) -> Self {
+        Hparams {
+            n_vocab: a[0],
+            n_audio_ctx: a[1],
+            n_audio_state: a[2],
+            n_audio_head: a[3],
+            n_audio_layer: a[4],
+            n_text_ctx: a[5],
+            n_text_state: a[6],
+            n_text_head: a[7],
+            n_text_layer: a[8],
+            n_mels: a[9],
+            ftype: a[10],
+        }
+    }
+
+    pub fn is_multilingual(&self) -> bool {
+        self.n_vocab >= 51865
+    }
+
+    /// How many ordinary (non-special) tokens the vocabulary section holds.
+    pub fn regular_tokens(&self) -> usize {
+        if self.is_multilingual() {
+            50257
+        } else {
+            50256
+        }
+    }
+
+    /// The Whisper size name, from the encoder depth (as whisper.cpp names it).
+    pub fn size_name(&self) -> &'static str {
+        match self.n_audio_layer {
+            4 => "tiny",
+            6 => "base",
+            12 => "small",
+            24 => "medium",
+            32 => "large",
+            _ => "unknown",
+        }
+    }
+
+    /// The weight type named by ftype (without the quantisation version).
+    pub fn weight_type(&self) -> &'static str {
+        match self.ftype % QNT_VERSION_FACTOR {
+            0 => "f32",
+            1 => "f16",
+            2 => "q4_0",
+            3 => "q4_1",
+            7 => "q8_0",
+            8 => "q5_0",
+            9 => "q5_1",
+            10 => "q2_k",
+            11 => "q3_k",
+            12 => "q4_k",
+            13 => "q5_k",
+            14 => "q6_k",
+            _ => "unknown",
+        }
+    }
+
+    /// Refuses hyper-parameters no Whisper model has: they would make whisper.cpp allocate
+    /// absurd buffers or index out of bounds.
+    fn check(&self, path: &Path) -> Result<(), ModelError> {
+        let bad = |what: String| Err(ModelError::invalid(path, what));
+        let in_range = |name: &str, v: i32, lo: i32, hi: i32| -> Result<(), ModelError> {
+            if v < lo || v > hi {
+                bad(format!("{name} = {v} is outside {lo}..={hi}"))
+            } else {
+                Ok(())
+            }
+        };
+        in_range("n_vocab", self.n_vocab, MIN_VOCAB, 52_000)?;
+        in_range("n_audio_ctx", self.n_audio_ctx, 1, 1500)?;
+        in_range("n_audio_state", self.n_audio_state, 64, 8192)?;
+        in_range("n_audio_head", self.n_audio_head, 1, 128)?;
+        in_range("n_audio_layer", self.n_audio_layer, 1, 128)?;
+        in_range("n_text_ctx", self.n_text_ctx, 1, 448)?;
+        in_range("n_text_state", self.n_text_state, 64, 8192)?;
+        in_range("n_text_head", self.n_text_head, 1, 128)?;
+        in_range("n_text_layer", self.n_text_layer, 1, 128)?;
+        if self.n_mels != 80 && self.n_mels != 128 {
+            return bad(format!("n_mels = {} (Whisper uses 80 or 128)", self.n_mels));
+        }
+        if self.n_audio_state % self.n_audio_head != 0 || self.n_text_state % self.n_text_head != 0
+        {
+            return bad("attention width is not a multiple of the head count".into());
+        }
+        if self.ftype < 0 || self.weight_type() == "unknown" {
+            return bad(format!("unknown ftype {}", self.ftype));
+        }
+        Ok(())
+    }
+}
+
+/// The ggml tensor types whisper.cpp can read, with their block geometry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TensorType {
+    F32,
+    F16,
+    Quant { id: u32, block: u64, bytes: u64 },
+}
+
+impl TensorType {
+    pub fn id(self) -> u32 {
+        match self {
+            TensorType::F32 => 0,
+            TensorType::F16 => 1,
+            TensorType::Quant { id, .. } => id,
+        }
+    }
+
+    fn from_id(id: u32) -> Option<Self> {
+        let q = |block, bytes| Some(TensorType::Quant { id, block, bytes });
+        match id {
+            0 => Some(TensorType::F32),
+            1 => Some(TensorType::F16),
+            2 => q(32, 18),  // q4_0
+            3 => q(32, 20),  // q4_1
+            6 => q(32, 22),  // q5_0
+            7 => q(32, 24),  // q5_1
+            8 => q(32, 34),  // q8_0
+            10 => q(256, 84),  // q2_k
+            11 => q(256, 110), // q3_k
+            12 => q(256, 144), // q4_k
+            13 => q(256, 176), // q5_k
+            14 => q(256, 210), // q6_k
+            _ => None,
+        }
+    }
+
+    /// Bytes for a tensor whose innermost dimension is `ne0` with `n` elements in all.
+    fn data_size(self, ne0: u64, n: u64) -> Option<u64> {
+        match self {
+            TensorType::F32 => n.checked_mul(4),
+            TensorType::F16 => n.checked_mul(2),
+            TensorType::Quant { block, bytes, .. } => {
+                (ne0 % block == 0).then(|| n / block * bytes)
+            }
+        }
+    }
+}
+
+/// One tensor as whisper.cpp names it, with its shape in ggml order (innermost first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorSpec {
+    pub name: String,
+    pub ne: Vec<u64>,
+}
+
+impl TensorSpec {
+    /// whisper.cpp keeps 1-D tensors, convolution biases and positional embeddings in f32 and
+    /// everything else in the model's weight type.
+    pub fn stored_as_f32(&self) -> bool {
+        self.ne.len() < 2 || self.name.ends_with("conv1.bias") || self.name.ends_with("conv2.bias")
+            || self.name.ends_with("positional_embedding")
+    }
+}
+
+/// Every tensor a Whisper model with these hyper-parameters must contain, with its shape.
+/// The importer writes exactly these; the checker demands exactly these.
+pub fn expected_tensors(hp: &Hparams) -> Vec<TensorSpec> {
+    let t = |name: String, ne: &[i32]| TensorSpec {
+        name,
+        ne: ne.iter().map(|&d| d as u64).collect(),
+    };
+    let (s, n_mels) = (hp.n_audio_state, hp.n_mels);
+    let mut v = vec![
+        t("encoder.positional_embedding".into(), &[s, hp.n_audio_ctx]),
+        t("encoder.conv1.weight".into(), &[3, n_mels, s]),
+        t("encoder.conv1.bias".into(), &[1, s]),
+        t("encoder.conv2.weight".into(), &[3, s, s]),
+        t("encoder.conv2.bias".into(), &[1, s]),
+        t("encoder.ln_post.weight".into(), &[s]),
+        t("encoder.ln_post.bias".into(), &[s]),
+    ];
+    let block = |v: &mut Vec<TensorSpec>, prefix: &str, w: i32, cross: bool| {
+        let mut lin = |name: &str, n_in: i32, n_out: i32, bias: bool| {
+            v.push(t(format!("{prefix}.{name}.weight"), &[n_in, n_out]));
+            if bias {
+                v.push(t(format!("{prefix}.{name}.bias"), &[n_out]));
+            }
+        };
+        lin("mlp.0", w, 4 * w, true);
+        lin("mlp.2", 4 * w, w, true);
+        for attn in std::iter::once("attn").chain(cross.then_some("cross_attn")) {
+            lin(&format!("{attn}.query"), w, w, true);
+            lin(&format!("{attn}.key"), w, w, false);
+            lin(&format!("{attn}.value"), w, w, true);
+            lin(&format!("{attn}.out"), w, w, true);
+        }
+        let norms: &[&str] = if cross {
+            &["mlp_ln", "attn_ln", "cross_attn_ln"]
+        } else {
+            &["mlp_ln", "attn_ln"]
+        };
+        for ln in norms {
+            v.push(t(format!("{prefix}.{ln}.weight"), &[w]));
+            v.push(t(format!("{prefix}.{ln}.bias"), &[w]));
+        }
+    };
+    for i in 0..hp.n_audio_layer {
+        block(&mut v, &format!("encoder.blocks.{i}"), s, false);
+    }
+    let d = hp.n_text_state;
+    v.push(t("decoder.positional_embedding".into(), &[d, hp.n_text_ctx]));
+    v.push(t("decoder.token_embedding.weight".into(), &[d, hp.n_vocab]));
+    v.push(t("decoder.ln.weight".into(), &[d]));
+    v.push(t("decoder.ln.bias".into(), &[d]));
+    for i in 0..hp.n_text_layer {
+        block(&mut v, &format!("decoder.blocks.{i}"), d, true);
+    }
+    v
+}
+
+/// What `inspect` learnt about a ggml model file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    pub hparams: Hparams,
+    pub file_size: u64,
+    pub n_tensors: usize,
+    pub vocab_size: usize,
+}
+
+/// Bounds-checked little-endian reads that name the file and the section being read.
+struct Reader<R> {
+    inner: R,
+    path: std::path::PathBuf,
+    pos: u64,
+    len: u64,
+}
+
+impl<R: Read + Seek> Reader<R> {
+    fn truncated(&self, section: &str) -> ModelError {
+        ModelError::invalid(
+            &self.path,
+            format!(
+                "file is truncated in the {section} (at byte {} of {})",
+                self.pos, self.len
+            ),
+        )
+    }
+
+    fn bytes(&mut self, n: u64, section: &str) -> Result<Vec<u8>, ModelError> {
+        if self.len - self.pos < n {
+            return Err(self.truncated(section));
+        }
+        let mut buf = vec![0u8; n as usize];
+        self.inner
+            .read_exact(&mut buf)
+            .map_err(|e| ModelError::io(&self.path, &e))?;
+        self.pos += n;
+        Ok(buf)
+    }
+
+    fn i32(&mut self, section: &str) -> Result<i32, ModelError> {
+        let b = self.bytes(4, section)?;
+        Ok(i32::from_le_bytes(b.try_into().unwrap()))
+    }
+
+    fn skip(&mut self, n: u64, section: &str) -> Result<(), ModelError> {
+        if self.len - self.pos < n {
+            return Err(self.truncated(section));
+        }
+        self.pos += n;
+        self.inner
+            .seek(SeekFrom::Start(self.pos))
+            .map_err(|e| ModelError::io(&self.path, &e))?;
+        Ok(())
+    }
+}
+
+/// Reads only the header (magic and hyper-parameters), checking them.
+pub fn read_hparams(path: &Path) -> Result<Hparams, ModelError> {
+    let mut r = open(path)?;
+    header(&mut r)
+}
+
+fn open(path: &Path) -> Result<Reader<BufReader<File>>, ModelError> {
+    let file = File::open(path).map_err(|e| ModelError::io(path, &e))?;
+    let meta = file.metadata().map_err(|e| ModelError::io(path, &e))?;
+    if meta.is_dir() {
+        return Err(ModelError::invalid(
+            path,
+            "is a directory without model.bin (neither a ggml file nor a faster-whisper model)",
+        ));
+    }
+    if meta.len() == 0 {
+        return Err(ModelError::invalid(path, "file is empty"));
+    }
+    Ok(Reader {
+        inner: BufReader::new(file),
+        path: path.to_path_buf(),
+        pos: 0,
+        len: meta.len(),
+    })
+}
+
+fn header<R: Read + Seek>(r: &mut Reader<R>) -> Result<Hparams, ModelError> {
+    let magic = r.i32("header")? as u32;
+    if magic != MAGIC {
+        return Err(ModelError::invalid(
+            &r.path,
+            format!("not a whisper.cpp ggml model (magic 0x{magic:08x}, expected 0x{MAGIC:08x})"),
+        ));
+    }
+    let mut a = [0i32; 11];
+    for v in a.iter_mut() {
+        *v = r.i32("header")?;
+    }
+    let hp = Hparams::from_array(a);
+    hp.check(&r.path)?;
+    Ok(hp)
+}
+
+/// Checks the whole file: header, mel filters, vocabulary, and that every tensor whisper.cpp
+/// expects is present exactly once with the right shape and a size that fits in the file.
+pub fn inspect(path: &Path) -> Result<ModelInfo, ModelError> {
+    let mut r = open(path)?;
+    let hp = header(&mut r)?;
+    let bad = |what: String| ModelError::invalid(path, what);
+
+    let (n_mel, n_fft) = (r.i32("mel filters")?, r.i32("mel filters")?);
+    if n_mel != hp.n_mels || n_fft as usize != MEL_BINS {
+        return Err(bad(format!(
+            "mel filter bank is {n_mel} x {n_fft}, expected {} x {MEL_BINS}",
+            hp.n_mels
+        )));
+    }
+    r.skip(n_mel as u64 * n_fft as u64 * 4, "mel filters")?;
+
+    let n_tokens = r.i32("vocabulary")?;
+    if n_tokens <= 0 || n_tokens > hp.n_vocab {
+        return Err(bad(format!(
+            "vocabulary count {n_tokens} is outside 1..={}",
+            hp.n_vocab
+        )));
+    }
+    for i in 0..n_tokens {
+        let len = r.i32("vocabulary")?;
+        if !(0..=1024).contains(&len) {
+            return Err(bad(format!("token {i} has length {len}")));
+        }
+        r.skip(len as u64, "vocabulary")?;
+    }
+
+    let mut expected: std::collections::HashMap<String, Vec<u64>> = expected_tensors(&hp)
+        .into_iter()
+        .map(|t| (t.name, t.ne))
+        .collect();
+    let n_expected = expected.len();
+    let mut n_tensors = 0;
+    while r.pos < r.len {
+        let section = "tensor data";
+        let n_dims = r.i32(section)?;
+        let name_len = r.i32(section)?;
+        let type_id = r.i32(section)?;
+        if !(1..=4).contains(&n_dims) || !(1..=256).contains(&name_len) {
+            return Err(bad(format!(
+                "tensor {n_tensors} has {n_dims} dimensions and a {name_len}-byte name"
+            )));
+        }
+        let mut ne = Vec::with_capacity(n_dims as usize);
+        for _ in 0..n_dims {
+            let d = r.i32(section)?;
+            if d <= 0 {
+                return Err(bad(format!("tensor {n_tensors} has dimension {d}")));
+            }
+            ne.push(d as u64);
+        }
+        let name = String::from_utf8(r.bytes(name_len as u64, section)?)
+            .map_err(|_| bad(format!("tensor {n_tensors} has a name that is not UTF-8")))?;
+        let Some(want) = expected.remove(&name) else {
+            return Err(bad(format!(
+                "unexpected or repeated tensor '{name}' for a model of this size"
+            )));
+        };
+        if want != ne {
+            return Err(bad(format!(
+                "tensor '{name}' has shape {ne:?}, expected {want:?}"
+            )));
+        }
+        let ttype = TensorType::from_id(type_id as u32)
+            .ok_or_else(|| bad(format!("tensor '{name}' has unknown type {type_id}")))?;
+        let size = ttype
+            .data_size(ne[0], ne.iter().product())
+            .ok_or_else(|| bad(format!("tensor '{name}' does not fit its type's block size")))?;
+        r.skip(size, section)?;
+        n_tensors += 1;
+    }
+    if !expected.is_empty() {
+        let mut missing: Vec<_> = expected.into_keys().collect();
+        missing.sort();
+        return Err(bad(format!(
+            "file is truncated or incomplete: {} of {n_expected} tensors missing (first: {})",
+            missing.len(),
+            missing[0]
+        )));
+    }
+    Ok(ModelInfo {
+        hparams: hp,
+        file_size: r.len,
+        n_tensors,
+        vocab_size: n_tokens as usize,
+    })
+}
+
+/// Writes a ggml model file section by section, in the order whisper.cpp reads it.
+pub struct Writer<W: Write> {
+    out: BufWriter<W>,
+}
+
+impl<W: Write> Writer<W> {
+    pub fn new(inner: W, hp: &Hparams, mel_filters: &[f32], tokens: &[Vec<u8>]) -> std::io::Result<Self> {
+        assert_eq!(mel_filters.len(), hp.n_mels as usize * MEL_BINS);
+        let mut out = BufWriter::with_capacity(1 << 20, inner);
+        out.write_all(&MAGIC.to_le_bytes())?;
+        for v in hp.as_array() {
+            out.write_all(&v.to_le_bytes())?;
+        }
+        out.write_all(&hp.n_mels.to_le_bytes())?;
+        out.write_all(&(MEL_BINS as i32).to_le_bytes())?;
+        for f in mel_filters {
+            out.write_all(&f.to_le_bytes())?;
+        }
+        out.write_all(&(tokens.len() as i32).to_le_bytes())?;
+        for tok in tokens {
+            out.write_all(&(tok.len() as i32).to_le_bytes())?;
+            out.write_all(tok)?;
+        }
+        Ok(Writer { out })
+    }
+
+    /// Writes one tensor from f32 values, as f32 or f16 by whisper.cpp's convention.
+    pub fn tensor(&mut self, spec: &TensorSpec, values: &[f32]) -> std::io::Result<()> {
+        let n: u64 = spec.ne.iter().product();
+        assert_eq!(n as usize, values.len(), "tensor {}", spec.name);
+        let ttype = if spec.stored_as_f32() {
+            TensorType::F32
+        } else {
+            TensorType::F16
+        };
+        self.out.write_all(&(spec.ne.len() as i32).to_le_bytes())?;
+        self.out.write_all(&(spec.name.len() as i32).to_le_bytes())?;
+        self.out.write_all(&(ttype.id() as i32).to_le_bytes())?;
+        for d in &spec.ne {
+            self.out.write_all(&(*d as i32).to_le_bytes())?;
+        }
+        self.out.write_all(spec.name.as_bytes())?;
+        let mut buf = Vec::with_capacity(values.len() * 4);
+        if ttype == TensorType::F32 {
+            values.iter().for_each(|v| buf.extend_from_slice(&v.to_le_bytes()));
+        } else {
+            values
+                .iter()
+                .for_each(|v| buf.extend_from_slice(&half::f16::from_f32(*v).to_le_bytes()));
+        }
+        self.out.write_all(&buf)
+    }
+
+    pub fn finish(self) -> std::io::Result<W> {
+        self.out.into_inner().map_err(|e| e.into_error())
+    }
+}

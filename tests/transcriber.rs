@@ -1,0 +1,25 @@
+//! The streaming transcriber on the real engine, without GStreamer.
+
+mod common;
+
+use gstwhisperstt::model::cache::{ContextOptions, Device, ModelCache, ModelKey};
+use gstwhisperstt::transcriber::{DecodeOptions, Transcriber};
+
+fn transcriber() -> Transcriber {
+    let cache = ModelCache::new();
+    let key = ModelKey::new(&common::model_path(), Device::Cpu, ContextOptions::default()).unwrap();
+    let handle = cache.acquire(&key, None).unwrap();
+    Transcriber::new(handle, &DecodeOptions::default()).unwrap()
+}
+
+#[test]
+fn jfk_word_for_word() {
+    let Some(wav) = common::jfk_wav() else { return };
+    let mut t = transcriber();
+    let mut out = t.push(&common::read_wav(&wav)).unwrap();
+    out.extend(t.finish().unwrap());
+    let text: Vec<&str> = out.iter().map(|s| s.text.as_str()).collect();
+    let text = text.join(" ");
+    assert_eq!(common::normalize(&text), common::normalize(common::JFK_TEXT), "{text}");
+    assert_eq!(t.inference_calls(), 1);
+}
