@@ -6,15 +6,15 @@
 pub mod model;
 pub mod transcriber;
 
-//mod element;
+mod element;
 mod logging;
-//mod whispersink;
-//mod whispertranscribe;
+mod whispersink;
+mod whispertranscribe;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {
     logging::init();
-    //whispertranscribe::register(plugin)?;
-    //whispersink::register(plugin)?;
+    whispertranscribe::register(plugin)?;
+    whispersink::register(plugin)?;
     Ok(())
 }
 

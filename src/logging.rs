@@ -12,7 +12,11 @@ pub static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
     )
 });
 
-unsafe extern "C" fn forward(level: whisper_rs_sys::ggml_log_level, text: *const c_char, _: *mut c_void) {
+unsafe extern "C" fn forward(
+    level: whisper_rs_sys::ggml_log_level,
+    text: *const c_char,
+    _: *mut c_void,
+) {
     if text.is_null() {
         return;
     }

@@ -207,7 +207,9 @@ impl Transcriber {
             .map_err(|e| TranscribeError::Inference(e.to_string()))?;
         let inference_time = started.elapsed();
         let language = match self.language {
-            "auto" => whisper_rs::get_lang_str(self.state.full_lang_id_from_state()).unwrap_or("auto"),
+            "auto" => {
+                whisper_rs::get_lang_str(self.state.full_lang_id_from_state()).unwrap_or("auto")
+            }
             l => l,
         };
 
@@ -219,7 +221,7 @@ impl Transcriber {
             let last = segments.pop().unwrap();
             consumed = (last.start_samples as usize).clamp(1, n);
         }
-                let mut out = Vec::with_capacity(segments.len());
+        let mut out = Vec::with_capacity(segments.len());
         for seg in segments.into_iter().filter(|s| !s.text.is_empty()) {
             let base = self.pending_start as i64;
             let time = |samples: i64| samples_to_duration(base + samples.clamp(0, n as i64));
@@ -275,7 +277,10 @@ impl Transcriber {
                 let data = tok.token_data();
                 logprob_sum += data.plog;
                 n_tokens += 1;
-                let piece = tok.to_str_lossy().map(|s| s.into_owned()).unwrap_or_default();
+                let piece = tok
+                    .to_str_lossy()
+                    .map(|s| s.into_owned())
+                    .unwrap_or_default();
                 let (t0, t1) = (data.t0 * SAMPLES_PER_TICK, data.t1 * SAMPLES_PER_TICK);
                 match words.last_mut() {
                     Some(w) if !piece.starts_with(' ') => {
@@ -291,7 +296,9 @@ impl Transcriber {
                     }),
                 }
             }
-            words.iter_mut().for_each(|w| w.text = w.text.trim().to_string());
+            words
+                .iter_mut()
+                .for_each(|w| w.text = w.text.trim().to_string());
             words.retain(|w| !w.text.is_empty());
             out.push(RawSegment {
                 text,
@@ -312,7 +319,6 @@ impl Transcriber {
         }
         out
     }
-
 }
 
 struct RawWord {

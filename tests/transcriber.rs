@@ -7,7 +7,12 @@ use gstwhisperstt::transcriber::{DecodeOptions, Transcriber};
 
 fn transcriber() -> Transcriber {
     let cache = ModelCache::new();
-    let key = ModelKey::new(&common::model_path(), Device::Cpu, ContextOptions::default()).unwrap();
+    let key = ModelKey::new(
+        &common::model_path(),
+        Device::Cpu,
+        ContextOptions::default(),
+    )
+    .unwrap();
     let handle = cache.acquire(&key, None).unwrap();
     Transcriber::new(handle, &DecodeOptions::default()).unwrap()
 }
@@ -20,6 +25,10 @@ fn jfk_word_for_word() {
     out.extend(t.finish().unwrap());
     let text: Vec<&str> = out.iter().map(|s| s.text.as_str()).collect();
     let text = text.join(" ");
-    assert_eq!(common::normalize(&text), common::normalize(common::JFK_TEXT), "{text}");
+    assert_eq!(
+        common::normalize(&text),
+        common::normalize(common::JFK_TEXT),
+        "{text}"
+    );
     assert_eq!(t.inference_calls(), 1);
 }

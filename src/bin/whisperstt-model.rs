@@ -71,7 +71,11 @@ fn cmd_import(src: &Path, out: &Path) -> Result<(), String> {
         "imported {} ({} {}, {} source) to {} ({:.1} MB) in {:.1} s",
         src.display(),
         report.hparams.size_name(),
-        if report.hparams.is_multilingual() { "multilingual" } else { "English-only" },
+        if report.hparams.is_multilingual() {
+            "multilingual"
+        } else {
+            "English-only"
+        },
         report.source_type,
         report.output.display(),
         report.bytes as f64 / 1e6,
@@ -88,7 +92,11 @@ fn print_info(path: &Path, info: &ggml::ModelInfo) {
         "model:         {}{} ({})",
         hp.size_name(),
         if hp.is_multilingual() { "" } else { ".en" },
-        if hp.is_multilingual() { "multilingual" } else { "English-only" }
+        if hp.is_multilingual() {
+            "multilingual"
+        } else {
+            "English-only"
+        }
     );
     println!("weights:       {}", hp.weight_type());
     println!(
@@ -123,7 +131,11 @@ fn cmd_list() -> Result<(), String> {
             Ok(info) => format!(
                 "{}{} {} {:.1} MB",
                 info.hparams.size_name(),
-                if info.hparams.is_multilingual() { "" } else { ".en" },
+                if info.hparams.is_multilingual() {
+                    ""
+                } else {
+                    ".en"
+                },
                 info.hparams.weight_type(),
                 info.file_size as f64 / 1e6
             ),
@@ -145,7 +157,10 @@ fn sha1_of(path: &Path) -> Result<String, String> {
 fn cmd_fetch(name: &str) -> Result<(), String> {
     let Some((_, sha1)) = OFFICIAL.iter().find(|(n, _)| *n == name) else {
         let names: Vec<&str> = OFFICIAL.iter().map(|(n, _)| *n).collect();
-        return Err(format!("unknown model '{name}'; official models: {}", names.join(", ")));
+        return Err(format!(
+            "unknown model '{name}'; official models: {}",
+            names.join(", ")
+        ));
     };
     let dir = locate::models_dir();
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -155,7 +170,16 @@ fn cmd_fetch(name: &str) -> Result<(), String> {
     eprintln!("fetching {url}");
     // curl shows its own progress bar and resumes a partial download (-C -).
     let status = std::process::Command::new("curl")
-        .args(["-fL", "--retry", "2", "--connect-timeout", "15", "-C", "-", "-o"])
+        .args([
+            "-fL",
+            "--retry",
+            "2",
+            "--connect-timeout",
+            "15",
+            "-C",
+            "-",
+            "-o",
+        ])
         .arg(&part)
         .arg(&url)
         .status();
@@ -175,7 +199,9 @@ fn cmd_fetch(name: &str) -> Result<(), String> {
     let got = sha1_of(&part)?;
     if got != *sha1 {
         let _ = std::fs::remove_file(&part);
-        return Err(format!("checksum mismatch for {url}: got {got}, expected {sha1}"));
+        return Err(format!(
+            "checksum mismatch for {url}: got {got}, expected {sha1}"
+        ));
     }
     ggml::inspect(&part).map_err(|e| e.to_string())?;
     std::fs::rename(&part, &out).map_err(|e| format!("{}: {e}", out.display()))?;

@@ -137,7 +137,10 @@ impl LoadedModel {
         // whisper.cpp may crash on a damaged file: check the whole structure first.
         let info = ggml::inspect(&key.path)?;
         if info.file_size != key.size {
-            return Err(ModelError::invalid(&key.path, "file changed while being loaded"));
+            return Err(ModelError::invalid(
+                &key.path,
+                "file changed while being loaded",
+            ));
         }
         let mut params = WhisperContextParameters::default();
         params.flash_attn(key.options.flash_attn);
@@ -145,11 +148,10 @@ impl LoadedModel {
             Device::Cpu => params.use_gpu(false),
             Device::Gpu(n) => params.use_gpu(true).gpu_device(n as i32),
         };
-        let context = WhisperContext::new_with_params(&key.path, params).map_err(|_| {
-            ModelError::Load {
+        let context =
+            WhisperContext::new_with_params(&key.path, params).map_err(|_| ModelError::Load {
                 path: key.path.clone(),
-            }
-        })?;
+            })?;
         Ok(LoadedModel {
             key: key.clone(),
             context,
@@ -182,7 +184,9 @@ impl LoadedModel {
 
 impl fmt::Debug for LoadedModel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoadedModel").field("key", &self.key).finish()
+        f.debug_struct("LoadedModel")
+            .field("key", &self.key)
+            .finish()
     }
 }
 
@@ -412,7 +416,13 @@ impl Inner {
         }
     }
 
-    fn event(&self, t: &Table, action: ModelAction, model: &LoadedModel, handles: usize) -> ModelEvent {
+    fn event(
+        &self,
+        t: &Table,
+        action: ModelAction,
+        model: &LoadedModel,
+        handles: usize,
+    ) -> ModelEvent {
         ModelEvent {
             action,
             key: model.key.clone(),
@@ -510,7 +520,11 @@ pub struct Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         if let Some(inner) = self.cache.upgrade() {
-            inner.listeners.lock().unwrap().retain(|(id, _)| *id != self.id);
+            inner
+                .listeners
+                .lock()
+                .unwrap()
+                .retain(|(id, _)| *id != self.id);
         }
     }
 }
@@ -741,7 +755,10 @@ impl ModelCache {
 
     /// Calls `listener` for every model event until the subscription is dropped. It runs on
     /// the thread that caused the event, outside the cache's lock.
-    pub fn subscribe(&self, listener: impl Fn(&ModelEvent) + Send + Sync + 'static) -> Subscription {
+    pub fn subscribe(
+        &self,
+        listener: impl Fn(&ModelEvent) + Send + Sync + 'static,
+    ) -> Subscription {
         let id = self
             .inner
             .next_listener

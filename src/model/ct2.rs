@@ -174,7 +174,10 @@ impl Model {
         let revision = c.u32("the header")?;
         let count = c.u32("the header")? as usize;
         if count > 100_000 {
-            return Err(ModelError::invalid(path, format!("absurd variable count {count}")));
+            return Err(ModelError::invalid(
+                path,
+                format!("absurd variable count {count}"),
+            ));
         }
         let mut variables = BTreeMap::new();
         for _ in 0..count {
@@ -207,7 +210,10 @@ impl Model {
         }
         let n_aliases = c.u32("the alias table")? as usize;
         if n_aliases > 100_000 {
-            return Err(ModelError::invalid(path, format!("absurd alias count {n_aliases}")));
+            return Err(ModelError::invalid(
+                path,
+                format!("absurd alias count {n_aliases}"),
+            ));
         }
         let mut aliases = Vec::with_capacity(n_aliases);
         for _ in 0..n_aliases {
@@ -216,7 +222,10 @@ impl Model {
         if c.pos != data.len() {
             return Err(ModelError::invalid(
                 path,
-                format!("{} unexpected bytes after the alias table", data.len() - c.pos),
+                format!(
+                    "{} unexpected bytes after the alias table",
+                    data.len() - c.pos
+                ),
             ));
         }
         Ok(Model {
@@ -263,14 +272,17 @@ impl Model {
     /// A weight as f32: int8 weights are scaled back per output row (`w = q / scale`) with the
     /// `<name>_scale` variable beside them.
     pub fn weight_f32(&self, name: &str, path: &Path) -> Result<Vec<f32>, ModelError> {
-        let v = self
-            .get(name)
-            .ok_or_else(|| ModelError::invalid(path, format!("model.bin has no variable '{name}'")))?;
+        let v = self.get(name).ok_or_else(|| {
+            ModelError::invalid(path, format!("model.bin has no variable '{name}'"))
+        })?;
         let mut values = v.to_f32();
         if v.dtype == DType::I8 {
             let scale_name = format!("{name}_scale");
             let scale = self.get(&scale_name).ok_or_else(|| {
-                ModelError::invalid(path, format!("int8 variable '{name}' has no '{scale_name}'"))
+                ModelError::invalid(
+                    path,
+                    format!("int8 variable '{name}' has no '{scale_name}'"),
+                )
             })?;
             let rows = v.dims.first().copied().unwrap_or(1);
             let scales = scale.to_f32();

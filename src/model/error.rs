@@ -9,7 +9,10 @@ pub enum ModelError {
     #[error("{}: {message}", path.display())]
     Io { path: PathBuf, message: String },
     #[error("model '{name}' not found (looked for {})", display_paths(searched))]
-    NotFound { name: String, searched: Vec<PathBuf> },
+    NotFound {
+        name: String,
+        searched: Vec<PathBuf>,
+    },
     #[error("{}: whisper.cpp could not load this model (see the whisperstt-engine debug log)", path.display())]
     Load { path: PathBuf },
     #[error("device '{device}': {what}")]

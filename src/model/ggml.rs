@@ -164,11 +164,11 @@ impl TensorType {
         match id {
             0 => Some(TensorType::F32),
             1 => Some(TensorType::F16),
-            2 => q(32, 18),  // q4_0
-            3 => q(32, 20),  // q4_1
-            6 => q(32, 22),  // q5_0
-            7 => q(32, 24),  // q5_1
-            8 => q(32, 34),  // q8_0
+            2 => q(32, 18),    // q4_0
+            3 => q(32, 20),    // q4_1
+            6 => q(32, 22),    // q5_0
+            7 => q(32, 24),    // q5_1
+            8 => q(32, 34),    // q8_0
             10 => q(256, 84),  // q2_k
             11 => q(256, 110), // q3_k
             12 => q(256, 144), // q4_k
@@ -183,9 +183,7 @@ impl TensorType {
         match self {
             TensorType::F32 => n.checked_mul(4),
             TensorType::F16 => n.checked_mul(2),
-            TensorType::Quant { block, bytes, .. } => {
-                (ne0 % block == 0).then(|| n / block * bytes)
-            }
+            TensorType::Quant { block, bytes, .. } => (ne0 % block == 0).then(|| n / block * bytes),
         }
     }
 }
@@ -201,7 +199,9 @@ impl TensorSpec {
     /// whisper.cpp keeps 1-D tensors, convolution biases and positional embeddings in f32 and
     /// everything else in the model's weight type.
     pub fn stored_as_f32(&self) -> bool {
-        self.ne.len() < 2 || self.name.ends_with("conv1.bias") || self.name.ends_with("conv2.bias")
+        self.ne.len() < 2
+            || self.name.ends_with("conv1.bias")
+            || self.name.ends_with("conv2.bias")
             || self.name.ends_with("positional_embedding")
     }
 }
@@ -252,7 +252,10 @@ pub fn expected_tensors(hp: &Hparams) -> Vec<TensorSpec> {
         block(&mut v, &format!("encoder.blocks.{i}"), s, false);
     }
     let d = hp.n_text_state;
-    v.push(t("decoder.positional_embedding".into(), &[d, hp.n_text_ctx]));
+    v.push(t(
+        "decoder.positional_embedding".into(),
+        &[d, hp.n_text_ctx],
+    ));
     v.push(t("decoder.token_embedding.weight".into(), &[d, hp.n_vocab]));
     v.push(t("decoder.ln.weight".into(), &[d]));
     v.push(t("decoder.ln.bias".into(), &[d]));
@@ -431,9 +434,11 @@ pub fn inspect(path: &Path) -> Result<ModelInfo, ModelError> {
         }
         let ttype = TensorType::from_id(type_id as u32)
             .ok_or_else(|| bad(format!("tensor '{name}' has unknown type {type_id}")))?;
-        let size = ttype
-            .data_size(ne[0], ne.iter().product())
-            .ok_or_else(|| bad(format!("tensor '{name}' does not fit its type's block size")))?;
+        let size = ttype.data_size(ne[0], ne.iter().product()).ok_or_else(|| {
+            bad(format!(
+                "tensor '{name}' does not fit its type's block size"
+            ))
+        })?;
         r.skip(size, section)?;
         n_tensors += 1;
     }
@@ -460,7 +465,12 @@ pub struct Writer<W: Write> {
 }
 
 impl<W: Write> Writer<W> {
-    pub fn new(inner: W, hp: &Hparams, mel_filters: &[f32], tokens: &[Vec<u8>]) -> std::io::Result<Self> {
+    pub fn new(
+        inner: W,
+        hp: &Hparams,
+        mel_filters: &[f32],
+        tokens: &[Vec<u8>],
+    ) -> std::io::Result<Self> {
         assert_eq!(mel_filters.len(), hp.n_mels as usize * MEL_BINS);
         let mut out = BufWriter::with_capacity(1 << 20, inner);
         out.write_all(&MAGIC.to_le_bytes())?;
@@ -490,7 +500,8 @@ impl<W: Write> Writer<W> {
             TensorType::F16
         };
         self.out.write_all(&(spec.ne.len() as i32).to_le_bytes())?;
-        self.out.write_all(&(spec.name.len() as i32).to_le_bytes())?;
+        self.out
+            .write_all(&(spec.name.len() as i32).to_le_bytes())?;
         self.out.write_all(&(ttype.id() as i32).to_le_bytes())?;
         for d in &spec.ne {
             self.out.write_all(&(*d as i32).to_le_bytes())?;
@@ -498,7 +509,9 @@ impl<W: Write> Writer<W> {
         self.out.write_all(spec.name.as_bytes())?;
         let mut buf = Vec::with_capacity(values.len() * 4);
         if ttype == TensorType::F32 {
-            values.iter().for_each(|v| buf.extend_from_slice(&v.to_le_bytes()));
+            values
+                .iter()
+                .for_each(|v| buf.extend_from_slice(&v.to_le_bytes()));
         } else {
             values
                 .iter()

@@ -34,7 +34,12 @@ fn layer_count(model: &ct2::Model, prefix: &str) -> i32 {
     layers.len() as i32
 }
 
-fn dims(model: &ct2::Model, name: &str, rank: usize, path: &Path) -> Result<Vec<usize>, ModelError> {
+fn dims(
+    model: &ct2::Model,
+    name: &str,
+    rank: usize,
+    path: &Path,
+) -> Result<Vec<usize>, ModelError> {
     let v = model
         .get(name)
         .ok_or_else(|| ModelError::invalid(path, format!("model.bin has no variable '{name}'")))?;
@@ -80,7 +85,13 @@ struct Source {
 }
 
 fn source_for(name: &str) -> Option<Source> {
-    let whole = |var: String| Some(Source { var, part: 0, parts: 1 });
+    let whole = |var: String| {
+        Some(Source {
+            var,
+            part: 0,
+            parts: 1,
+        })
+    };
     let split = |var: String, part, parts| Some(Source { var, part, parts });
     let (side, rest) = name.split_once('.')?;
     if let Some(rest) = rest.strip_prefix("blocks.") {
@@ -130,8 +141,9 @@ fn tensor_values(
     spec: &TensorSpec,
     path: &Path,
 ) -> Result<Vec<f32>, ModelError> {
-    let src = source_for(&spec.name)
-        .ok_or_else(|| ModelError::invalid(path, format!("no source for tensor '{}'", spec.name)))?;
+    let src = source_for(&spec.name).ok_or_else(|| {
+        ModelError::invalid(path, format!("no source for tensor '{}'", spec.name))
+    })?;
     let all = model.weight_f32(&src.var, path)?;
     let want: u64 = spec.ne.iter().product();
     if all.len() as u64 != want * src.parts as u64 {
@@ -175,7 +187,10 @@ pub fn import_dir(src_dir: &Path, out: &Path) -> Result<ImportReport, ModelError
     if model.spec != "WhisperSpec" {
         return Err(ModelError::invalid(
             &model_path,
-            format!("is a CTranslate2 '{}' model, not a Whisper model", model.spec),
+            format!(
+                "is a CTranslate2 '{}' model, not a Whisper model",
+                model.spec
+            ),
         ));
     }
     let hp = hparams(&model, &model_path)?;
@@ -196,7 +211,10 @@ pub fn import_dir(src_dir: &Path, out: &Path) -> Result<ImportReport, ModelError
         })
         .collect::<Result<Vec<_>, _>>()?;
 
-    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, &e))?;
     let tmp = tempfile_in(dir, out);
     let write = || -> Result<(), ModelError> {
@@ -249,7 +267,11 @@ fn content_digest(src_dir: &Path) -> Result<String, ModelError> {
         h.update(name.as_bytes());
         std::io::copy(&mut f, &mut h).map_err(|e| ModelError::io(&p, &e))?;
     }
-    Ok(h.finalize().iter().take(10).map(|b| format!("{b:02x}")).collect())
+    Ok(h.finalize()
+        .iter()
+        .take(10)
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// The ggml file for a CTranslate2 directory, importing it into `cache_dir` on first use.
@@ -260,9 +282,12 @@ pub fn imported(src_dir: &Path, cache_dir: &Path) -> Result<PathBuf, ModelError>
     let model_path = src_dir.join("model.bin");
     let meta = std::fs::metadata(&model_path).map_err(|e| ModelError::io(&model_path, &e))?;
     let memo_key = (
-        src_dir.canonicalize().map_err(|e| ModelError::io(src_dir, &e))?,
+        src_dir
+            .canonicalize()
+            .map_err(|e| ModelError::io(src_dir, &e))?,
         meta.len(),
-        meta.modified().map_err(|e| ModelError::io(&model_path, &e))?,
+        meta.modified()
+            .map_err(|e| ModelError::io(&model_path, &e))?,
     );
     if let Some(p) = MEMO.lock().unwrap().get(&memo_key).filter(|p| p.is_file()) {
         return Ok(p.clone());

@@ -19,7 +19,10 @@ pub fn shared_corpus() -> Option<PathBuf> {
     if dir.join("manifest.tsv").is_file() {
         Some(dir)
     } else {
-        eprintln!("SKIP: {} is missing (only the developers' machines and CI have it)", dir.display());
+        eprintln!(
+            "SKIP: {} is missing (only the developers' machines and CI have it)",
+            dir.display()
+        );
         None
     }
 }
@@ -76,8 +79,25 @@ fn pcm16_to_mono(bytes: &[u8], channels: usize) -> Vec<f32> {
 
 fn number_words(n: u64) -> String {
     const ONES: [&str; 20] = [
-        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-        "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
         "nineteen",
     ];
     const TENS: [&str; 10] = [
@@ -105,7 +125,13 @@ pub fn normalize(text: &str) -> Vec<String> {
     let cleaned: String = text
         .to_lowercase()
         .chars()
-        .map(|c| if c.is_alphanumeric() || c == '\'' { c } else { ' ' })
+        .map(|c| {
+            if c.is_alphanumeric() || c == '\'' {
+                c
+            } else {
+                ' '
+            }
+        })
         .collect();
     let mut words = Vec::new();
     for w in cleaned.split_whitespace() {
@@ -126,7 +152,9 @@ pub fn word_errors(reference: &str, hypothesis: &str) -> (usize, usize) {
     for (i, rw) in r.iter().enumerate() {
         let mut cur = vec![i + 1; h.len() + 1];
         for (j, hw) in h.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(rw != hw)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(rw != hw))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -159,7 +187,10 @@ pub fn pocketsphinx_clips() -> Vec<(PathBuf, String)> {
         "{} is missing: run scripts/setup.sh (it installs pocketsphinx-testdata)",
         dir.display()
     );
-    let mut clips = vec![(dir.join("goforward.raw"), "go forward ten meters".to_string())];
+    let mut clips = vec![(
+        dir.join("goforward.raw"),
+        "go forward ten meters".to_string(),
+    )];
     let transcription = std::fs::read_to_string(dir.join("cards/cards.transcription")).unwrap();
     for line in transcription.lines() {
         let (text, id) = line.rsplit_once('(').unwrap();
@@ -180,7 +211,10 @@ pub fn read_audio(path: &Path) -> Vec<f32> {
 
 #[test]
 fn wer_counts_digits_as_words() {
-    assert_eq!(normalize("Go forward 10 meters."), ["go", "forward", "ten", "meters"]);
+    assert_eq!(
+        normalize("Go forward 10 meters."),
+        ["go", "forward", "ten", "meters"]
+    );
     assert_eq!(word_errors("a b c d", "a x c"), (2, 4));
     assert_eq!(wer(JFK_TEXT, &JFK_TEXT.to_uppercase()), 0.0);
 }

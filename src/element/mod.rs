@@ -1,0 +1,141 @@
+//! What `whispertranscribe` and `whispersink` share: their properties, getting the model off
+//! the state-change path, turning buffers into transcripts with timestamps, and the bus
+//! messages they post.
+
+mod session;
+mod settings;
+mod stream;
+
+pub use session::Session;
+pub use settings::Settings;
+pub use stream::{Stream, TimedTranscript};
+
+use crate::model::cache::{self, ModelAction, ModelEvent, ModelKey, Subscription};
+use gst::prelude::*;
+use std::sync::{Arc, Mutex};
+
+/// The structure name of transcript messages.
+pub const TRANSCRIPT_MESSAGE: &str = "whisperstt-transcript";
+/// The structure name of model cache messages.
+pub const MODEL_MESSAGE: &str = "whisperstt-model";
+
+/// Sink caps: what whisper.cpp takes, in the two sample formats audio sources produce most.
+pub fn sink_caps() -> gst::Caps {
+    gst::Caps::builder("audio/x-raw")
+        .field("format", gst::List::new(["S16LE", "F32LE"]))
+        .field("rate", crate::transcriber::SAMPLE_RATE as i32)
+        .field("channels", 1i32)
+        .field("layout", "interleaved")
+        .build()
+}
+
+/// Posts a `whisperstt-model` message for a cache event.
+pub fn post_model_event(element: &gst::Element, event: &ModelEvent) {
+    let mut s = gst::Structure::builder(MODEL_MESSAGE)
+        .field("action", event.action.as_str())
+        .field("model", event.key.path.to_string_lossy().as_ref())
+        .field("device", event.key.device.to_string())
+        .field("bytes", event.bytes)
+        .field("live-handles", event.live_handles as u32)
+        .field("loads", event.loads)
+        .field("element", element.name().as_str())
+        .build();
+    if let Some(t) = event.load_time {
+        s.set(
+            "load-time",
+            gst::ClockTime::from_nseconds(t.as_nanos() as u64),
+        );
+    }
+    if let Some(e) = &event.error {
+        s.set("error", e.to_string());
+    }
+    let _ = element.post_message(gst::message::Element::builder(s).src(element).build());
+}
+
+/// Forwards the cache's release of the element's last model to the element's bus, for as
+/// long as the element lives (a release can come long after the element stopped using it).
+pub struct ReleaseWatch {
+    last_key: Arc<Mutex<Option<ModelKey>>>,
+    _subscription: Subscription,
+}
+
+impl ReleaseWatch {
+    pub fn new(element: &gst::Element) -> Self {
+        let last_key: Arc<Mutex<Option<ModelKey>>> = Arc::default();
+        let weak = element.downgrade();
+        let key = last_key.clone();
+        let subscription = cache::global().subscribe(move |event| {
+            if event.action != ModelAction::Released
+                || key.lock().unwrap().as_ref() != Some(&event.key)
+            {
+                return;
+            }
+            if let Some(element) = weak.upgrade() {
+                post_model_event(&element, event);
+            }
+        });
+        ReleaseWatch {
+            last_key,
+            _subscription: subscription,
+        }
+    }
+
+    /// Where the element's loader records the key of the model it acquired.
+    pub fn key_slot(&self) -> Arc<Mutex<Option<ModelKey>>> {
+        self.last_key.clone()
+    }
+}
+
+/// Builds the `whisperstt-transcript` message for one transcript.
+pub fn transcript_message(element: &gst::Element, t: &TimedTranscript) -> gst::Message {
+    let tr = &t.transcript;
+    let ns = |d: std::time::Duration| gst::ClockTime::from_nseconds(d.as_nanos() as u64);
+    let words = gst::List::new(tr.words.iter().map(|w| {
+        gst::Structure::builder("word")
+            .field("text", w.text.as_str())
+            .field("start", t.pts_of(w.start))
+            .field("end", t.pts_of(w.end))
+            .field("probability", w.probability as f64)
+            .build()
+            .to_send_value()
+    }));
+    let mut s = gst::Structure::builder(TRANSCRIPT_MESSAGE)
+        .field("text", tr.text.as_str())
+        .field("is-final", tr.is_final)
+        .field("utterance-id", tr.utterance_id)
+        .field("start", t.pts)
+        .field("end", t.pts + t.duration)
+        .field("duration", t.duration)
+        .field("language", tr.language.as_str())
+        .field("avg-logprob", tr.avg_logprob as f64)
+        .field("no-speech-prob", tr.no_speech_prob as f64)
+        .field("words", words)
+        .field("inference-time", ns(tr.inference_time))
+        .field("audio-duration", ns(tr.audio_duration))
+        .field("model", t.model.as_str())
+        .field("device", t.device.as_str())
+        .field("element", element.name().as_str())
+        .build();
+    if let Some(rt) = t.running_time {
+        s.set("running-time", rt);
+    }
+    if let Some(st) = t.stream_time {
+        s.set("stream-time", st);
+    }
+    gst::message::Element::builder(s).src(element).build()
+}
+
+/// Posts the transcript message; used by both elements for every transcript.
+pub fn post_transcript(element: &gst::Element, t: &TimedTranscript) {
+    let _ = element.post_message(transcript_message(element, t));
+}
+
+/// Posts a stream error naming what failed; returns the flow error to give upstream.
+pub(crate) fn stream_error(
+    element: &gst::Element,
+    what: &str,
+    err: impl std::fmt::Display,
+) -> gst::FlowError {
+    gst::element_error!(element, gst::StreamError::Failed, ("{}: {}", what, err));
+    gst::FlowError::Error
+}
