@@ -292,13 +292,7 @@ pub fn imported(src_dir: &Path, cache_dir: &Path) -> Result<PathBuf, ModelError>
     if let Some(p) = MEMO.lock().unwrap().get(&memo_key).filter(|p| p.is_file()) {
         return Ok(p.clone());
     }
-    let stem = memo_key
-        .0
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("model")
-        .to_string();
-    let out = cache_dir.join(format!("{stem}-{}.bin", content_digest(src_dir)?));
+    let out = cache_dir.join(format!("faster-whisper-{}.bin", content_digest(src_dir)?));
     if !out.is_file() {
         import_dir(src_dir, &out)?;
     }

@@ -136,6 +136,12 @@ pub fn normalize(text: &str) -> Vec<String> {
     let mut words = Vec::new();
     for w in cleaned.split_whitespace() {
         let w = w.trim_matches('\'');
+        let w = match w {
+            "mr" => "mister",
+            "mrs" => "missus",
+            "dr" => "doctor",
+            w => w,
+        };
         match w.parse::<u64>() {
             Ok(n) if n < 1_000_000 => words.extend(number_words(n).split(' ').map(String::from)),
             _ if !w.is_empty() => words.push(w.to_string()),
@@ -179,7 +185,8 @@ pub fn corpus_clips(corpus: &Path) -> Vec<(PathBuf, String)> {
         .collect()
 }
 
-/// Debian pocketsphinx-testdata's real recordings: goforward.raw and cards/*.wav.
+/// Debian pocketsphinx-testdata's real recordings: goforward.raw, cards/*.wav and the
+/// LibriVox clips in librivox/.
 pub fn pocketsphinx_clips() -> Vec<(PathBuf, String)> {
     let dir = Path::new(POCKETSPHINX_DATA);
     assert!(
@@ -187,18 +194,23 @@ pub fn pocketsphinx_clips() -> Vec<(PathBuf, String)> {
         "{} is missing: run scripts/setup.sh (it installs pocketsphinx-testdata)",
         dir.display()
     );
-    let mut clips = vec![(
-        dir.join("goforward.raw"),
-        "go forward ten meters".to_string(),
-    )];
-    let transcription = std::fs::read_to_string(dir.join("cards/cards.transcription")).unwrap();
-    for line in transcription.lines() {
-        let (text, id) = line.rsplit_once('(').unwrap();
-        let text = text.replace("<s>", "").replace("</s>", "");
-        let id = id.trim_end_matches(')');
-        clips.push((dir.join(format!("cards/{id}.wav")), text.trim().to_string()));
-    }
+    let mut clips = vec![(dir.join("goforward.raw"), "go forward ten meters".to_string())];
+    clips.extend(sphinx_transcription(&dir.join("cards"), "cards.transcription"));
+    clips.extend(sphinx_transcription(&dir.join("librivox"), "transcription"));
     clips
+}
+
+/// Reads a Sphinx transcription file: `<s> words </s> (file id)` a line.
+fn sphinx_transcription(dir: &Path, name: &str) -> Vec<(PathBuf, String)> {
+    let text = std::fs::read_to_string(dir.join(name)).unwrap();
+    text.lines()
+        .filter_map(|line| {
+            let (words, id) = line.rsplit_once('(')?;
+            let words = words.replace("<s>", "").replace("</s>", "");
+            let id = id.trim_end_matches(')');
+            Some((dir.join(format!("{id}.wav")), words.trim().to_string()))
+        })
+        .collect()
 }
 
 pub fn read_audio(path: &Path) -> Vec<f32> {
@@ -217,4 +229,46 @@ fn wer_counts_digits_as_words() {
     );
     assert_eq!(word_errors("a b c d", "a x c"), (2, 4));
     assert_eq!(wer(JFK_TEXT, &JFK_TEXT.to_uppercase()), 0.0);
+}
+
+/// The faster-whisper tiny.en directory that set-up unpacks beside the imported model.
+pub fn ct2_source() -> PathBuf {
+    let dir = gstwhisperstt::model::locate::models_dir().join("faster-whisper-tiny.en");
+    assert!(
+        dir.join("model.bin").is_file(),
+        "{} is missing: run scripts/setup.sh first",
+        dir.display()
+    );
+    dir
+}
+
+/// Real speech with its transcript: the JFK excerpt where `../shared` exists, else the
+/// pocketsphinx-testdata recordings.
+pub fn reference_speech() -> Vec<(PathBuf, String)> {
+    match jfk_wav() {
+        Some(wav) => vec![(wav, JFK_TEXT.to_string())],
+        None => pocketsphinx_clips(),
+    }
+}
+
+/// Transcribes each clip with a fresh transcriber on `model` (file mode, no GStreamer) and
+/// returns the corpus word error rate.
+pub fn transcriber_wer(model: &Path, clips: &[(PathBuf, String)]) -> f64 {
+    use gstwhisperstt::model::cache::{ContextOptions, Device, ModelCache, ModelKey};
+    use gstwhisperstt::transcriber::{DecodeOptions, Transcriber};
+    let cache = ModelCache::new();
+    let key = ModelKey::new(model, Device::Cpu, ContextOptions::default()).unwrap();
+    let mut t = Transcriber::new(cache.acquire(&key, None).unwrap(), &DecodeOptions::default()).unwrap();
+    let (mut errors, mut words) = (0, 0);
+    for (path, reference) in clips {
+        t.reset();
+        let mut out = t.push(&read_audio(path)).unwrap();
+        out.extend(t.finish().unwrap());
+        let text: Vec<String> = out.into_iter().map(|s| s.text).collect();
+        let (e, n) = word_errors(reference, &text.join(" "));
+        eprintln!("{}: {e}/{n} errors: {}", path.display(), text.join(" "));
+        errors += e;
+        words += n;
+    }
+    errors as f64 / words as f64
 }
