@@ -25,18 +25,35 @@ fn quantize_int8(model: &mut ct2::Model) {
         let rows = v.dims[0];
         let values = v.to_f32();
         let cols = values.len() / rows;
-        let (mut q, mut scales) = (Vec::with_capacity(values.len()), Vec::with_capacity(rows * 4));
+        let (mut q, mut scales) = (
+            Vec::with_capacity(values.len()),
+            Vec::with_capacity(rows * 4),
+        );
         for row in values.chunks(cols) {
             let max = row.iter().fold(0f32, |m, w| m.max(w.abs())).max(1e-8);
             let scale = 127.0 / max;
-            q.extend(row.iter().map(|w| (w * scale).round().clamp(-127.0, 127.0) as i8 as u8));
+            q.extend(
+                row.iter()
+                    .map(|w| (w * scale).round().clamp(-127.0, 127.0) as i8 as u8),
+            );
             scales.extend_from_slice(&scale.to_le_bytes());
         }
         let dims = v.dims.clone();
-        model.variables.insert(name.clone(), Variable { dims, dtype: DType::I8, data: q });
+        model.variables.insert(
+            name.clone(),
+            Variable {
+                dims,
+                dtype: DType::I8,
+                data: q,
+            },
+        );
         model.variables.insert(
             format!("{name}_scale"),
-            Variable { dims: vec![rows], dtype: DType::F32, data: scales },
+            Variable {
+                dims: vec![rows],
+                dtype: DType::F32,
+                data: scales,
+            },
         );
     }
 }
@@ -79,7 +96,10 @@ fn int8_source_imports_and_transcribes() {
     let tmp = tempfile::tempdir().unwrap();
     let mut model = source_model();
     quantize_int8(&mut model);
-    assert_eq!(model.get("decoder/embeddings/weight").unwrap().dtype, DType::I8);
+    assert_eq!(
+        model.get("decoder/embeddings/weight").unwrap().dtype,
+        DType::I8
+    );
     let src = tmp.path().join("int8-src");
     write_source(&src, &model);
     let out = tmp.path().join("int8.bin");
@@ -96,7 +116,11 @@ fn imported_models_are_cached_by_content() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     copy_vocabulary(&common::ct2_source(), &src);
-    std::fs::copy(common::ct2_source().join("model.bin"), src.join("model.bin")).unwrap();
+    std::fs::copy(
+        common::ct2_source().join("model.bin"),
+        src.join("model.bin"),
+    )
+    .unwrap();
     let cache_dir = tmp.path().join("cache");
     let first = import::imported(&src, &cache_dir).unwrap();
     let modified = std::fs::metadata(&first).unwrap().modified().unwrap();
@@ -106,7 +130,10 @@ fn imported_models_are_cached_by_content() {
     std::fs::copy(src.join("model.bin"), copy.join("model.bin")).unwrap();
     let second = import::imported(&copy, &cache_dir).unwrap();
     assert_eq!(first, second);
-    assert_eq!(std::fs::metadata(&second).unwrap().modified().unwrap(), modified);
+    assert_eq!(
+        std::fs::metadata(&second).unwrap().modified().unwrap(),
+        modified
+    );
     assert_eq!(std::fs::read_dir(&cache_dir).unwrap().count(), 1);
 }
 
@@ -167,8 +194,16 @@ fn damaged_ggml_files_are_refused_with_the_reason() {
     for (name, cut, what) in [
         ("in-header.bin", 10, "truncated in the header"),
         ("in-mel.bin", 48 + 8 + 1000, "truncated in the mel filters"),
-        ("in-vocab.bin", mel_end + 5000, "truncated in the vocabulary"),
-        ("in-tensor-header.bin", first_tensor + 6, "truncated in the tensor data"),
+        (
+            "in-vocab.bin",
+            mel_end + 5000,
+            "truncated in the vocabulary",
+        ),
+        (
+            "in-tensor-header.bin",
+            first_tensor + 6,
+            "truncated in the tensor data",
+        ),
         ("in-tensor-data.bin", len / 2, "truncated"),
         ("last-byte.bin", len - 1, "truncated in the tensor data"),
     ] {
@@ -180,12 +215,30 @@ fn damaged_ggml_files_are_refused_with_the_reason() {
         b[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
         b
     };
-    assert_refused(&write(tmp.path(), "magic.bin", &patched(0, 0x46464952)), "not a whisper.cpp ggml model");
-    assert_refused(&write(tmp.path(), "vocab.bin", &patched(4, 1 << 30)), "n_vocab = 1073741824 is outside");
-    assert_refused(&write(tmp.path(), "layers.bin", &patched(20, 100_000)), "n_audio_layer = 100000 is outside");
-    assert_refused(&write(tmp.path(), "mels.bin", &patched(40, 7)), "n_mels = 7");
-    assert_refused(&write(tmp.path(), "ftype.bin", &patched(44, 99)), "unknown ftype 99");
-    assert_refused(&write(tmp.path(), "tokens.bin", &patched(mel_end, -5)), "vocabulary count -5");
+    assert_refused(
+        &write(tmp.path(), "magic.bin", &patched(0, 0x46464952)),
+        "not a whisper.cpp ggml model",
+    );
+    assert_refused(
+        &write(tmp.path(), "vocab.bin", &patched(4, 1 << 30)),
+        "n_vocab = 1073741824 is outside",
+    );
+    assert_refused(
+        &write(tmp.path(), "layers.bin", &patched(20, 100_000)),
+        "n_audio_layer = 100000 is outside",
+    );
+    assert_refused(
+        &write(tmp.path(), "mels.bin", &patched(40, 7)),
+        "n_mels = 7",
+    );
+    assert_refused(
+        &write(tmp.path(), "ftype.bin", &patched(44, 99)),
+        "unknown ftype 99",
+    );
+    assert_refused(
+        &write(tmp.path(), "tokens.bin", &patched(mel_end, -5)),
+        "vocabulary count -5",
+    );
     // A tensor whose name was damaged is one whisper.cpp does not know.
     let mut renamed = good.clone();
     let name_len = i32::from_le_bytes(good[first_tensor + 4..first_tensor + 8].try_into().unwrap());
@@ -193,9 +246,15 @@ fn damaged_ggml_files_are_refused_with_the_reason() {
     let name_at = first_tensor + 12 + 4 * n_dims as usize;
     renamed[name_at] = b'X';
     assert!(name_len > 0);
-    assert_refused(&write(tmp.path(), "renamed.bin", &renamed), "unexpected or repeated tensor");
+    assert_refused(
+        &write(tmp.path(), "renamed.bin", &renamed),
+        "unexpected or repeated tensor",
+    );
     // A tensor with a wrong shape.
-    assert_refused(&write(tmp.path(), "shape.bin", &patched(first_tensor + 12, 7)), "has shape");
+    assert_refused(
+        &write(tmp.path(), "shape.bin", &patched(first_tensor + 12, 7)),
+        "has shape",
+    );
 }
 
 #[test]
@@ -237,8 +296,14 @@ fn damaged_faster_whisper_directories_are_refused() {
     model.spec = "TransformerSpec".into();
     case("spec", &model.to_bytes(), "not a Whisper model");
     let mut model = source_model();
-    model.variables.remove("decoder/layer_0/ffn/linear_1/weight");
-    case("missing-variable", &model.to_bytes(), "no variable 'decoder/layer_0/ffn/linear_1/weight'");
+    model
+        .variables
+        .remove("decoder/layer_0/ffn/linear_1/weight");
+    case(
+        "missing-variable",
+        &model.to_bytes(),
+        "no variable 'decoder/layer_0/ffn/linear_1/weight'",
+    );
     assert!(!out.exists());
 }
 
@@ -246,8 +311,14 @@ fn damaged_faster_whisper_directories_are_refused() {
 fn missing_models_name_what_was_searched() {
     let e = locate::resolve("/nonexistent/ggml-x.bin").unwrap_err();
     assert!(matches!(e, ModelError::Io { .. }));
-    assert_eq!(e.to_string(), "/nonexistent/ggml-x.bin: no such file or directory");
+    assert_eq!(
+        e.to_string(),
+        "/nonexistent/ggml-x.bin: no such file or directory"
+    );
     let e = locate::resolve("no-such-model").unwrap_err();
-    assert!(e.to_string().contains("model 'no-such-model' not found"), "{e}");
+    assert!(
+        e.to_string().contains("model 'no-such-model' not found"),
+        "{e}"
+    );
     assert!(e.to_string().contains("ggml-no-such-model.bin"), "{e}");
 }

@@ -194,8 +194,14 @@ pub fn pocketsphinx_clips() -> Vec<(PathBuf, String)> {
         "{} is missing: run scripts/setup.sh (it installs pocketsphinx-testdata)",
         dir.display()
     );
-    let mut clips = vec![(dir.join("goforward.raw"), "go forward ten meters".to_string())];
-    clips.extend(sphinx_transcription(&dir.join("cards"), "cards.transcription"));
+    let mut clips = vec![(
+        dir.join("goforward.raw"),
+        "go forward ten meters".to_string(),
+    )];
+    clips.extend(sphinx_transcription(
+        &dir.join("cards"),
+        "cards.transcription",
+    ));
     clips.extend(sphinx_transcription(&dir.join("librivox"), "transcription"));
     clips
 }
@@ -258,7 +264,11 @@ pub fn transcriber_wer(model: &Path, clips: &[(PathBuf, String)]) -> f64 {
     use gstwhisperstt::transcriber::{DecodeOptions, Transcriber};
     let cache = ModelCache::new();
     let key = ModelKey::new(model, Device::Cpu, ContextOptions::default()).unwrap();
-    let mut t = Transcriber::new(cache.acquire(&key, None).unwrap(), &DecodeOptions::default()).unwrap();
+    let mut t = Transcriber::new(
+        cache.acquire(&key, None).unwrap(),
+        &DecodeOptions::default(),
+    )
+    .unwrap();
     let (mut errors, mut words) = (0, 0);
     for (path, reference) in clips {
         t.reset();
