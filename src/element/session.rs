@@ -134,7 +134,8 @@ fn load(
             if let Some(e) = weak.upgrade() {
                 let action = match handle.acquisition() {
                     Acquisition::Loaded => ModelAction::Loaded,
-                    Acquisition::Joined | Acquisition::Reused => ModelAction::Reused,
+                    Acquisition::Joined => ModelAction::Joined,
+                    Acquisition::Reused => ModelAction::Reused,
                 };
                 let stats = cache::global().stats();
                 post_model_event(

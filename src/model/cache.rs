@@ -248,6 +248,8 @@ impl fmt::Debug for ModelHandle {
 pub enum ModelAction {
     Loading,
     Loaded,
+    /// Waited for a load another request had started.
+    Joined,
     Reused,
     Released,
     Failed,
@@ -258,6 +260,7 @@ impl ModelAction {
         match self {
             ModelAction::Loading => "loading",
             ModelAction::Loaded => "loaded",
+            ModelAction::Joined => "joined",
             ModelAction::Reused => "reused",
             ModelAction::Released => "released",
             ModelAction::Failed => "failed",
@@ -601,7 +604,16 @@ impl ModelCache {
                 *waiters += 1;
                 let pending = pending.clone();
                 drop(t);
-                return pending.wait().map(|m| handle(m, Acquisition::Joined));
+                let model = pending.wait()?;
+                let t = self.inner.table.lock().unwrap();
+                let handles = match t.entries.get(key) {
+                    Some(Entry::Ready { handles, .. }) => *handles,
+                    _ => 0,
+                };
+                let ev = self.inner.event(&t, ModelAction::Joined, &model, handles);
+                drop(t);
+                self.inner.emit(ev);
+                return Ok(handle(model, Acquisition::Joined));
             }
             None => {
                 let pending = Arc::new(Pending::default());

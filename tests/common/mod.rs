@@ -282,3 +282,5 @@ pub fn transcriber_wer(model: &Path, clips: &[(PathBuf, String)]) -> f64 {
     }
     errors as f64 / words as f64
 }
+
+pub mod pipeline;

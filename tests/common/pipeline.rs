@@ -1,0 +1,126 @@
+//! Running real GStreamer pipelines with the plugin and collecting what they post.
+
+use gst::prelude::*;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub fn init() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        gst::init().unwrap();
+        gstwhisperstt::plugin_register_static().unwrap();
+    });
+}
+
+/// A gst-launch fragment that decodes `path` to 16 kHz mono.
+pub fn source(path: &Path) -> String {
+    let loc = path.display();
+    if path.extension().is_some_and(|e| e == "raw") {
+        format!("filesrc location=\"{loc}\" ! rawaudioparse format=pcm pcm-format=s16le sample-rate=16000 num-channels=1")
+    } else {
+        format!("filesrc location=\"{loc}\" ! wavparse ! audioconvert ! audioresample")
+    }
+}
+
+pub fn launch(description: &str) -> gst::Pipeline {
+    init();
+    gst::parse::launch(description)
+        .unwrap_or_else(|e| panic!("{description}: {e}"))
+        .downcast()
+        .unwrap()
+}
+
+/// What one pipeline posted, in order, until EOS or an error.
+#[derive(Debug, Default)]
+pub struct Run {
+    pub transcripts: Vec<gst::Structure>,
+    pub model_messages: Vec<gst::Structure>,
+    pub errors: Vec<String>,
+    /// From PLAYING being requested to the element's first model message (ready or failed).
+    pub ready_after: Option<Duration>,
+    pub first_transcript_after: Option<Duration>,
+    pub state_change_took: Duration,
+}
+
+impl Run {
+    pub fn text(&self) -> String {
+        let texts: Vec<&str> = self
+            .transcripts
+            .iter()
+            .map(|s| s.get::<&str>("text").unwrap())
+            .collect();
+        texts.join(" ")
+    }
+
+    pub fn model_actions(&self) -> Vec<String> {
+        self.model_messages
+            .iter()
+            .map(|s| s.get::<String>("action").unwrap())
+            .collect()
+    }
+}
+
+/// Plays `pipeline` until EOS or an error (failing the test after `timeout`), leaving it in
+/// PLAYING/EOS; the caller sets it to NULL.
+pub fn play(pipeline: &gst::Pipeline, timeout: Duration) -> Run {
+    let bus = pipeline.bus().unwrap();
+    let started = Instant::now();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut run = Run {
+        state_change_took: started.elapsed(),
+        ..Default::default()
+    };
+    loop {
+        let left = timeout.checked_sub(started.elapsed()).unwrap_or_else(|| {
+            panic!(
+                "pipeline {} did not finish within {timeout:?}",
+                pipeline.name()
+            )
+        });
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_nseconds(left.as_nanos() as u64)) else {
+            continue;
+        };
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => {
+                run.errors.push(format!("{} ({:?})", e.error(), e.debug()));
+                break;
+            }
+            gst::MessageView::Element(e) => {
+                let s = e.structure().unwrap().to_owned();
+                match s.name().as_str() {
+                    "whisperstt-transcript" => {
+                        run.first_transcript_after.get_or_insert(started.elapsed());
+                        run.transcripts.push(s);
+                    }
+                    "whisperstt-model" => {
+                        run.ready_after.get_or_insert(started.elapsed());
+                        run.model_messages.push(s);
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    run
+}
+
+/// Plays `description` to the end and stops it.
+pub fn run(description: &str) -> Run {
+    let pipeline = launch(description);
+    let run = play(&pipeline, Duration::from_secs(120));
+    pipeline.set_state(gst::State::Null).unwrap();
+    run
+}
+
+/// The process's resident memory in bytes.
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+pub fn clock(s: &gst::Structure, field: &str) -> gst::ClockTime {
+    s.get::<gst::ClockTime>(field).unwrap()
+}

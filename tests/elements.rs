@@ -1,0 +1,256 @@
+//! whispertranscribe and whispersink in real pipelines, on the real engine and tiny.en.
+
+mod common;
+
+use common::pipeline::{self, clock, play, run};
+use gst::prelude::*;
+use std::time::{Duration, Instant};
+
+fn speech() -> (std::path::PathBuf, String) {
+    common::reference_speech().into_iter().next().unwrap()
+}
+
+#[test]
+fn whispertranscribe_pushes_timed_text_and_posts_matching_messages() {
+    let (path, reference) = speech();
+    let p = pipeline::launch(&format!(
+        "{} ! whispertranscribe name=stt ! appsink name=out sync=false",
+        pipeline::source(&path)
+    ));
+    let sink: gst_app::AppSink = p.by_name("out").unwrap().downcast().unwrap();
+    let collected = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let c = collected.clone();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let caps = sample.caps().unwrap().structure(0).unwrap().to_owned();
+                let b = sample.buffer().unwrap();
+                let text = String::from_utf8(b.map_readable().unwrap().to_vec()).unwrap();
+                c.lock()
+                    .unwrap()
+                    .push((caps, b.pts().unwrap(), b.duration().unwrap(), text));
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let r = play(&p, Duration::from_secs(60));
+    p.set_state(gst::State::Null).unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+
+    let buffers = collected.lock().unwrap();
+    assert_eq!(buffers.len(), r.transcripts.len());
+    assert!(!buffers.is_empty());
+    let audio_len = gst::ClockTime::from_nseconds(
+        (common::read_audio(&path).len() as u64) * 1_000_000_000 / 16_000,
+    );
+    let mut last_end = gst::ClockTime::ZERO;
+    for ((caps, pts, duration, text), msg) in buffers.iter().zip(&r.transcripts) {
+        assert_eq!(caps.name(), "text/x-raw");
+        assert_eq!(caps.get::<&str>("format").unwrap(), "utf8");
+        assert_eq!(text, msg.get::<&str>("text").unwrap());
+        assert_eq!(*pts, clock(msg, "start"));
+        assert_eq!(*pts + *duration, clock(msg, "end"));
+        assert!(*pts >= last_end, "transcripts overlap or go backwards");
+        assert!(*pts + *duration <= audio_len);
+        last_end = *pts + *duration;
+        assert!(msg.get::<bool>("is-final").unwrap());
+        assert_eq!(msg.get::<&str>("element").unwrap(), "stt");
+        assert!(msg.get::<&str>("model").unwrap().ends_with(".bin"));
+        assert_eq!(msg.get::<&str>("language").unwrap(), "en");
+    }
+    let wer = common::wer(&reference, &r.text());
+    assert!(wer <= 0.25, "WER {wer:.3}: {}", r.text());
+}
+
+#[test]
+fn jfk_through_whispersink_word_for_word_with_timings() {
+    let Some(jfk) = common::jfk_wav() else { return };
+    let r = run(&format!(
+        "{} ! whispersink word-timestamps=true",
+        pipeline::source(&jfk)
+    ));
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(
+        common::normalize(&r.text()),
+        common::normalize(common::JFK_TEXT),
+        "{}",
+        r.text()
+    );
+    let first = &r.transcripts[0];
+    let last = r.transcripts.last().unwrap();
+    // The speech spans about 0.3 s to 10.6 s of the 11 s recording.
+    assert!(clock(first, "start") <= gst::ClockTime::from_mseconds(500));
+    assert!(clock(last, "end") >= gst::ClockTime::from_mseconds(10_000));
+    let words = first.get::<gst::List>("words").unwrap();
+    assert!(words.len() >= 5, "{words:?}");
+    let w0 = words.first().unwrap().get::<gst::Structure>().unwrap();
+    assert_eq!(w0.get::<&str>("text").unwrap().trim_matches(','), "And");
+}
+
+/// Pushes `samples` through `whispertranscribe` with buffer timestamps starting at `start`.
+fn transcribe_from(samples: &[f32], start: gst::ClockTime) -> Vec<(gst::ClockTime, String)> {
+    pipeline::init();
+    let mut h = gst_check::Harness::new("whispertranscribe");
+    h.set_src_caps_str("audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved");
+    h.play();
+    let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
+    segment.set_start(start);
+    segment.set_time(start);
+    assert!(h.push_event(gst::event::Segment::new(&segment)));
+    let chunk = 1600; // 100 ms
+    for (i, c) in samples.chunks(chunk).enumerate() {
+        let mut b =
+            gst::Buffer::from_slice(c.iter().flat_map(|s| s.to_le_bytes()).collect::<Vec<u8>>());
+        let pts = start + gst::ClockTime::from_mseconds(100 * i as u64);
+        b.get_mut().unwrap().set_pts(pts);
+        assert_eq!(h.push(b), Ok(gst::FlowSuccess::Ok));
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    let mut out = Vec::new();
+    while let Some(b) = h.try_pull() {
+        out.push((
+            b.pts().unwrap(),
+            String::from_utf8(b.map_readable().unwrap().to_vec()).unwrap(),
+        ));
+    }
+    out
+}
+
+#[test]
+fn timestamps_follow_the_input_timeline() {
+    let (path, _) = speech();
+    let audio = common::read_audio(&path);
+    let at_zero = transcribe_from(&audio, gst::ClockTime::ZERO);
+    let later = gst::ClockTime::from_seconds(5);
+    let at_five = transcribe_from(&audio, later);
+    assert!(!at_zero.is_empty());
+    assert_eq!(at_zero.len(), at_five.len());
+    for ((t0, text0), (t5, text5)) in at_zero.iter().zip(&at_five) {
+        assert_eq!(text0, text5);
+        assert_eq!(*t5, *t0 + later);
+    }
+}
+
+#[test]
+fn a_wrong_model_path_is_an_error_naming_it_and_the_process_carries_on() {
+    let bad = "/nonexistent/models/ggml-missing.bin";
+    let (path, reference) = speech();
+    let r = run(&format!(
+        "{} ! whispersink model={bad}",
+        pipeline::source(&path)
+    ));
+    assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+    assert!(r.errors[0].contains(bad), "{}", r.errors[0]);
+    assert!(r.transcripts.is_empty());
+
+    let tmp = tempfile::tempdir().unwrap();
+    let garbage = tmp.path().join("garbage.bin");
+    std::fs::write(&garbage, vec![7u8; 4096]).unwrap();
+    let r = run(&format!(
+        "{} ! whispertranscribe model={} ! fakesink",
+        pipeline::source(&path),
+        garbage.display()
+    ));
+    assert_eq!(r.errors.len(), 1);
+    assert!(
+        r.errors[0].contains(&*garbage.to_string_lossy())
+            && r.errors[0].contains("not a whisper.cpp ggml model"),
+        "{}",
+        r.errors[0]
+    );
+    assert_eq!(r.model_actions(), ["failed"]);
+
+    // Unknown names say where they were looked for.
+    let r = run(&format!(
+        "{} ! whispersink model=no-such-model",
+        pipeline::source(&path)
+    ));
+    assert!(
+        r.errors[0].contains("model 'no-such-model' not found"),
+        "{}",
+        r.errors[0]
+    );
+
+    // The same process still transcribes.
+    let r = run(&format!("{} ! whispersink", pipeline::source(&path)));
+    assert!(r.errors.is_empty());
+    assert!(common::wer(&reference, &r.text()) <= 0.25);
+}
+
+#[test]
+fn state_changes_never_wait_for_a_model_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("cold.bin");
+    std::fs::copy(common::model_path(), &model).unwrap();
+    let (path, _) = speech();
+    let p = pipeline::launch(&format!(
+        "{} ! whispersink name=s model={}",
+        pipeline::source(&path),
+        model.display()
+    ));
+    let sink = p.by_name("s").unwrap();
+    let t = Instant::now();
+    assert_eq!(
+        sink.set_state(gst::State::Ready).unwrap(),
+        gst::StateChangeSuccess::Success
+    );
+    let ready_took = t.elapsed();
+    let r = play(&p, Duration::from_secs(60));
+    p.set_state(gst::State::Null).unwrap();
+    assert_eq!(r.model_actions(), ["loaded"]);
+    let load_time = clock(&r.model_messages[0], "load-time");
+    assert!(
+        ready_took.as_nanos() < load_time.nseconds() as u128,
+        "NULL->READY took {ready_took:?}, the load {load_time}"
+    );
+    assert!(!r.transcripts.is_empty());
+
+    // Stopping while the model is still loading returns at once too.
+    let model2 = tmp.path().join("cold2.bin");
+    std::fs::copy(common::model_path(), &model2).unwrap();
+    let p = pipeline::launch(&format!(
+        "{} ! whispersink model={}",
+        pipeline::source(&path),
+        model2.display()
+    ));
+    p.set_state(gst::State::Playing).unwrap();
+    let t = Instant::now();
+    p.set_state(gst::State::Null).unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "PLAYING->NULL took {:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn elements_document_their_properties() {
+    pipeline::init();
+    for name in ["whispertranscribe", "whispersink"] {
+        let e = gst::ElementFactory::make(name).build().unwrap();
+        for prop in [
+            "model",
+            "device",
+            "flash-attn",
+            "model-idle-timeout",
+            "language",
+            "translate",
+            "threads",
+            "beam-size",
+            "word-timestamps",
+        ] {
+            let p = e
+                .find_property(prop)
+                .unwrap_or_else(|| panic!("{name} has no {prop}"));
+            assert!(
+                p.blurb().is_some_and(|b| b.len() > 20),
+                "{name}.{prop} blurb"
+            );
+        }
+        assert_eq!(e.property::<String>("model"), "tiny.en");
+        assert_eq!(e.property::<i32>("model-idle-timeout"), -1);
+    }
+    let sink = gst::ElementFactory::make("whispersink").build().unwrap();
+    assert!(!sink.property::<bool>("sync"));
+}
