@@ -91,12 +91,8 @@ impl Stream {
                 .collect(),
         };
         if self.origin.is_none() {
-            self.origin = Some(
-                buffer
-                    .pts()
-                    .or(Some(self.segment.start().unwrap_or(ClockTime::ZERO)))
-                    .unwrap(),
-            );
+            let segment_start = self.segment.start().unwrap_or(ClockTime::ZERO);
+            self.origin = Some(buffer.pts().unwrap_or(segment_start));
         }
         let t = self.transcriber.as_mut().ok_or("no transcriber")?;
         let out = t.push(&samples).map_err(|e| e.to_string())?;

@@ -183,7 +183,9 @@ impl TensorType {
         match self {
             TensorType::F32 => n.checked_mul(4),
             TensorType::F16 => n.checked_mul(2),
-            TensorType::Quant { block, bytes, .. } => (ne0 % block == 0).then(|| n / block * bytes),
+            TensorType::Quant { block, bytes, .. } => {
+                ne0.is_multiple_of(block).then(|| n / block * bytes)
+            }
         }
     }
 }

@@ -59,10 +59,12 @@ mod tests {
 
     #[test]
     fn slaney_bank_matches_reference_values() {
-        // Reference: librosa.filters.mel(sr=16000, n_fft=400, n_mels=80), as shipped by Whisper.
+        // Worked out by hand: the first filter rises over 0..37.24 Hz and falls to 74.48 Hz
+        // (mel points 45.245 / 81 apart); FFT bin 1 is 40 Hz, on the falling side:
+        // (74.48 - 40) / 37.24 * 2 / 74.48 = 0.02486.
         let f = filters(80);
         assert_eq!(f.len(), 80 * MEL_BINS);
-        assert!((f[1] - 0.024_862_455).abs() < 1e-6, "{}", f[1]);
+        assert!((f[1] - 0.024_862).abs() < 2e-5, "{}", f[1]);
         assert_eq!(f[0], 0.0);
         // Each filter is a triangle: a single peak, zero far away.
         let row = &f[40 * MEL_BINS..41 * MEL_BINS];
