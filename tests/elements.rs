@@ -64,8 +64,8 @@ fn whispertranscribe_pushes_timed_text_and_posts_matching_messages() {
 }
 
 #[test]
-fn jfk_through_whispersink_word_for_word_with_timings() {
-    let Some(jfk) = common::jfk_wav() else { return };
+fn shared_jfk_through_whispersink_word_for_word_with_timings() {
+    let jfk = common::jfk_wav();
     let r = run(&format!(
         "{} ! whispersink word-timestamps=true",
         pipeline::source(&jfk)
