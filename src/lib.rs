@@ -4,7 +4,9 @@
 //! The engine (`model`, `transcriber`) is plain Rust; the elements adapt it to GStreamer.
 
 pub mod model;
+pub mod scheduler;
 pub mod transcriber;
+pub mod vad;
 
 mod element;
 mod logging;

@@ -1,17 +1,37 @@
-//! The per-stream transcriber: buffers 16 kHz mono audio, runs whisper.cpp on windows of at
-//! most 30 s with the stream's own state, and turns segments into timed transcripts. Plain
-//! Rust: tests drive it without GStreamer; the elements adapt it to pads and messages.
+//! The per-stream transcriber. Plain Rust: tests drive it without GStreamer; the elements
+//! adapt it to pads and messages.
+//!
+//! Audio (16 kHz mono) is cut into utterances by the voice detector; silence never reaches
+//! whisper.cpp. Each utterance is decoded once when it ends (a final). In live mode the
+//! utterance in progress is also decoded at a steady cadence (partials), and the words two
+//! consecutive decodes agree on (LocalAgreement-2) are reported as stable.
 
 use crate::model::cache::ModelHandle;
+use crate::vad::{dynamic_range_db, EnergyVad, VadConfig, VadEvent, FRAME_SAMPLES};
+use std::collections::VecDeque;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use whisper_rs::{FullParams, SamplingStrategy, WhisperState};
 
 pub const SAMPLE_RATE: u32 = 16_000;
-/// Whisper's encoder sees 30 s at a time.
+/// Whisper's encoder sees 30 s at a time: the longest an utterance can be.
 pub const WINDOW_SAMPLES: usize = 30 * SAMPLE_RATE as usize;
 /// whisper.cpp skips input under 100 ms and reads out of bounds under 201 samples; shorter
-/// windows are padded with silence to this length.
-const MIN_WINDOW_SAMPLES: usize = SAMPLE_RATE as usize;
+/// audio is padded with silence to this length.
+const MIN_DECODE_SAMPLES: usize = SAMPLE_RATE as usize;
+/// In file mode only a pause this long ends an utterance: longer audio gives Whisper more
+/// context, and there is no latency to keep.
+const FILE_MODE_MIN_SILENCE: Duration = Duration::from_secs(2);
+/// An utterance with less speech than this (a click, a cough) is dropped without inference.
+const MIN_SPEECH_FRAMES: usize = 5;
+/// Audio flatter than this is steady noise, not speech: dropped without inference.
+const MIN_SPEECH_DYNAMIC_RANGE_DB: f32 = 10.0;
+/// Live decodes shrink the encoder to the audio (much faster on short utterances), keeping
+/// this many positions of margin; whisper.cpp loops on too small a context.
+const AUDIO_CTX_MARGIN: usize = 64;
+const FULL_AUDIO_CTX: usize = 1500;
 /// whisper.cpp timestamps count 10 ms steps.
 const SAMPLES_PER_TICK: i64 = SAMPLE_RATE as i64 / 100;
 
@@ -23,6 +43,10 @@ pub enum TranscribeError {
     State(String),
     #[error("whisper.cpp inference failed: {0}")]
     Inference(String),
+    #[error("inference aborted")]
+    Aborted,
+    #[error("bad input: {0}")]
+    Input(String),
 }
 
 /// Decoding choices for one stream.
@@ -65,6 +89,31 @@ pub fn whisper_language(code: &str) -> Option<&'static str> {
     whisper_rs::get_lang_id(code).and_then(whisper_rs::get_lang_str)
 }
 
+/// How the stream is cut into utterances and when results come.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamOptions {
+    /// Live: partial results while speech goes on. Otherwise only finals, decoded as fast as
+    /// the CPU allows.
+    pub live: bool,
+    /// The built-in voice detector; `None` cuts the stream into 30 s windows instead.
+    pub vad: Option<VadConfig>,
+    /// Live mode: decode the utterance in progress after this much new speech.
+    pub partial_interval: Duration,
+    /// An utterance longer than this is ended (a final) where it stands.
+    pub max_utterance: Duration,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions {
+            live: false,
+            vad: Some(VadConfig::default()),
+            partial_interval: Duration::from_millis(1000),
+            max_utterance: Duration::from_secs(30),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Word {
     pub text: String,
@@ -73,45 +122,83 @@ pub struct Word {
     pub probability: f32,
 }
 
-/// One piece of recognised speech, timed from the first sample pushed into the transcriber.
+/// A piece of text with its time: one whisper.cpp segment of an utterance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Piece {
+    pub text: String,
+    pub start: Duration,
+    pub end: Duration,
+}
+
+/// A result for one utterance, timed from the first sample pushed into the transcriber.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transcript {
     pub text: String,
     pub is_final: bool,
+    /// Partials and the final of one utterance share it.
     pub utterance_id: u64,
+    /// Partials: the leading words two consecutive decodes agreed on (LocalAgreement-2).
+    pub stable_text: String,
     pub start: Duration,
     pub end: Duration,
     pub language: String,
     pub avg_logprob: f32,
     pub no_speech_prob: f32,
+    pub pieces: Vec<Piece>,
+    /// Filled when word timestamps were asked for.
     pub words: Vec<Word>,
-    /// Time whisper.cpp spent on the window this transcript came from.
+    /// Time whisper.cpp spent on the decode this result came from.
     pub inference_time: Duration,
-    /// Length of that window's audio.
+    /// Length of the audio that decode saw.
     pub audio_duration: Duration,
 }
 
-fn samples_to_duration(samples: i64) -> Duration {
-    Duration::from_nanos((samples.max(0) as u64) * 1_000_000_000 / SAMPLE_RATE as u64)
+fn samples_to_duration(samples: u64) -> Duration {
+    Duration::from_nanos(samples * 1_000_000_000 / SAMPLE_RATE as u64)
 }
 
-pub struct Transcriber {
-    // Field order matters: the state must go before the handle that keeps its model loaded.
+fn duration_to_samples(d: Duration) -> usize {
+    (d.as_nanos() * SAMPLE_RATE as u128 / 1_000_000_000) as usize
+}
+
+/// One whisper.cpp segment, with times in samples from the decoded audio's start.
+struct Segment {
+    text: String,
+    start: i64,
+    end: i64,
+    logprob_sum: f32,
+    tokens: usize,
+    no_speech_prob: f32,
+    words: Vec<(String, i64, i64, f32)>,
+}
+
+struct Decoded {
+    segments: Vec<Segment>,
+    language: &'static str,
+    inference_time: Duration,
+}
+
+unsafe extern "C" fn abort_requested(flag: *mut c_void) -> bool {
+    // SAFETY: `flag` points into the `Arc<AtomicBool>` the decoder keeps alive for as long as
+    // its parameters are in use.
+    unsafe { (*(flag as *const AtomicBool)).load(Ordering::Relaxed) }
+}
+
+/// whisper.cpp with one stream's state, reused for every decode.
+struct Decoder {
+    // Field order matters: the state goes before the handle that keeps its model loaded.
     state: WhisperState,
     params: FullParams<'static, 'static>,
     model: ModelHandle,
     language: &'static str,
     word_timestamps: bool,
-    pending: Vec<f32>,
-    /// Index in the stream of `pending[0]`.
-    pending_start: u64,
-    next_utterance: u64,
-    inference_calls: u64,
+    abort: Arc<AtomicBool>,
+    threads: u32,
+    calls: u64,
 }
 
-impl Transcriber {
-    /// Creates the stream's whisper state (once; it is reused for every window).
-    pub fn new(model: ModelHandle, options: &DecodeOptions) -> Result<Self, TranscribeError> {
+impl Decoder {
+    fn new(model: ModelHandle, options: &DecodeOptions) -> Result<Self, TranscribeError> {
         let multilingual = model.context().is_multilingual();
         let language = if multilingual {
             whisper_language(&options.language)
@@ -131,80 +218,83 @@ impl Transcriber {
         } else {
             SamplingStrategy::Greedy { best_of: 1 }
         };
+        let abort = Arc::new(AtomicBool::new(false));
         // Built once per stream and cloned per call: the setters leak a little on every call.
         let mut params = FullParams::new(strategy);
         params.set_n_threads(options.threads.max(1) as i32);
         params.set_language(Some(language));
         params.set_translate(options.translate && multilingual);
+        // Each utterance stands alone: a hallucination cannot feed the next one.
         params.set_no_context(true);
         params.set_token_timestamps(options.word_timestamps);
         params.set_print_special(false);
         params.set_print_progress(false);
         params.set_print_realtime(false);
         params.set_print_timestamps(false);
-        Ok(Transcriber {
+        // The safe abort setter is unsound (engine notes): use the raw one with a flag.
+        // SAFETY: the callback only reads the AtomicBool, which `abort` keeps alive as long
+        // as the decoder (and so every clone of these parameters) lives.
+        unsafe {
+            params.set_abort_callback(Some(abort_requested));
+            params.set_abort_callback_user_data(Arc::as_ptr(&abort) as *mut c_void);
+        }
+        Ok(Decoder {
             state,
             params,
             model,
             language,
             word_timestamps: options.word_timestamps,
-            pending: Vec::with_capacity(WINDOW_SAMPLES),
-            pending_start: 0,
-            next_utterance: 0,
-            inference_calls: 0,
+            abort,
+            threads: options.threads.max(1),
+            calls: 0,
         })
     }
 
-    pub fn model(&self) -> &ModelHandle {
-        &self.model
-    }
-
-    /// whisper.cpp inference calls made so far.
-    pub fn inference_calls(&self) -> u64 {
-        self.inference_calls
-    }
-
-    /// Samples pushed so far.
-    pub fn samples_seen(&self) -> u64 {
-        self.pending_start + self.pending.len() as u64
-    }
-
-    /// Adds audio; transcribes each full 30 s window as it completes.
-    pub fn push(&mut self, samples: &[f32]) -> Result<Vec<Transcript>, TranscribeError> {
-        self.pending.extend_from_slice(samples);
-        let mut out = Vec::new();
-        while self.pending.len() >= WINDOW_SAMPLES {
-            out.extend(self.decode_window(false)?);
+    /// Decodes `audio`; `fit_context` sizes the encoder to it (falling back to the full
+    /// context when the result looks like a repetition loop).
+    fn decode(&mut self, audio: &[f32], fit_context: bool) -> Result<Decoded, TranscribeError> {
+        if fit_context {
+            let ctx =
+                (audio.len().max(MIN_DECODE_SAMPLES) / 320 + AUDIO_CTX_MARGIN).div_ceil(64) * 64;
+            if ctx < FULL_AUDIO_CTX {
+                let decoded = self.decode_with_ctx(audio, ctx as i32)?;
+                if !looks_like_a_loop(&decoded, audio.len()) {
+                    return Ok(decoded);
+                }
+            }
         }
-        Ok(out)
+        self.decode_with_ctx(audio, 0)
     }
 
-    /// Transcribes whatever is pending (end of stream).
-    pub fn finish(&mut self) -> Result<Vec<Transcript>, TranscribeError> {
-        let mut out = Vec::new();
-        while !self.pending.is_empty() {
-            out.extend(self.decode_window(true)?);
-        }
-        Ok(out)
-    }
-
-    /// Forgets pending audio and restarts the timeline at zero (a new stream or a flush).
-    pub fn reset(&mut self) {
-        self.pending.clear();
-        self.pending_start = 0;
-    }
-
-    fn decode_window(&mut self, draining: bool) -> Result<Vec<Transcript>, TranscribeError> {
-        let n = self.pending.len().min(WINDOW_SAMPLES);
-        let mut audio = self.pending[..n].to_vec();
-        if audio.len() < MIN_WINDOW_SAMPLES {
-            audio.resize(MIN_WINDOW_SAMPLES, 0.0);
+    /// `audio_ctx` 0: the model's full 30 s context.
+    fn decode_with_ctx(
+        &mut self,
+        audio: &[f32],
+        audio_ctx: i32,
+    ) -> Result<Decoded, TranscribeError> {
+        let mut padded;
+        let audio = if audio.len() < MIN_DECODE_SAMPLES {
+            padded = audio.to_vec();
+            padded.resize(MIN_DECODE_SAMPLES, 0.0);
+            &padded[..]
+        } else {
+            audio
+        };
+        let permit = crate::scheduler::global().acquire(self.threads);
+        if self.abort.load(Ordering::Relaxed) {
+            return Err(TranscribeError::Aborted);
         }
         let started = Instant::now();
-        self.inference_calls += 1;
-        self.state
-            .full(self.params.clone(), &audio)
-            .map_err(|e| TranscribeError::Inference(e.to_string()))?;
+        self.calls += 1;
+        let mut params = self.params.clone();
+        params.set_n_threads(self.threads.min(crate::scheduler::global().capacity()) as i32);
+        params.set_audio_ctx(audio_ctx);
+        let result = self.state.full(params, audio);
+        drop(permit);
+        if self.abort.load(Ordering::Relaxed) {
+            return Err(TranscribeError::Aborted);
+        }
+        result.map_err(|e| TranscribeError::Inference(e.to_string()))?;
         let inference_time = started.elapsed();
         let language = match self.language {
             "auto" => {
@@ -212,50 +302,16 @@ impl Transcriber {
             }
             l => l,
         };
-
-        let mut segments = self.segments(n as i64);
-        // A segment cut by the window's end is decoded again at the start of the next window,
-        // as OpenAI's Whisper does for long audio.
-        let mut consumed = n;
-        if !draining && segments.len() > 1 {
-            let last = segments.pop().unwrap();
-            consumed = (last.start_samples as usize).clamp(1, n);
-        }
-        let mut out = Vec::with_capacity(segments.len());
-        for seg in segments.into_iter().filter(|s| !s.text.is_empty()) {
-            let base = self.pending_start as i64;
-            let time = |samples: i64| samples_to_duration(base + samples.clamp(0, n as i64));
-            out.push(Transcript {
-                text: seg.text,
-                is_final: true,
-                utterance_id: self.next_utterance,
-                start: time(seg.start_samples),
-                end: time(seg.end_samples),
-                language: language.to_string(),
-                avg_logprob: seg.avg_logprob,
-                no_speech_prob: seg.no_speech_prob,
-                words: seg
-                    .words
-                    .into_iter()
-                    .map(|w| Word {
-                        start: time(w.start),
-                        end: time(w.end),
-                        text: w.text,
-                        probability: w.probability,
-                    })
-                    .collect(),
-                inference_time,
-                audio_duration: samples_to_duration(n as i64),
-            });
-            self.next_utterance += 1;
-        }
-        self.pending.drain(..consumed);
-        self.pending_start += consumed as u64;
-        Ok(out)
+        Ok(Decoded {
+            segments: self.segments(audio.len() as i64),
+            language,
+            inference_time,
+        })
     }
 
-    fn segments(&self, window_samples: i64) -> Vec<RawSegment> {
+    fn segments(&self, audio_samples: i64) -> Vec<Segment> {
         let eot = self.model.context().token_eot();
+        let clamp = |ticks: i64| (ticks * SAMPLES_PER_TICK).clamp(0, audio_samples);
         let mut out = Vec::new();
         for i in 0..self.state.full_n_segments() {
             let Some(seg) = self.state.get_segment(i) else {
@@ -265,8 +321,8 @@ impl Transcriber {
                 .to_str_lossy()
                 .map(|t| t.trim().to_string())
                 .unwrap_or_default();
-            let mut words: Vec<RawWord> = Vec::new();
-            let (mut logprob_sum, mut n_tokens) = (0.0f32, 0);
+            let mut words: Vec<(String, i64, i64, f32)> = Vec::new();
+            let (mut logprob_sum, mut tokens) = (0.0f32, 0);
             for j in 0..seg.n_tokens() {
                 let Some(tok) = seg.get_token(j) else {
                     continue;
@@ -276,63 +332,401 @@ impl Transcriber {
                 }
                 let data = tok.token_data();
                 logprob_sum += data.plog;
-                n_tokens += 1;
+                tokens += 1;
+                if !self.word_timestamps {
+                    continue;
+                }
                 let piece = tok
                     .to_str_lossy()
                     .map(|s| s.into_owned())
                     .unwrap_or_default();
-                let (t0, t1) = (data.t0 * SAMPLES_PER_TICK, data.t1 * SAMPLES_PER_TICK);
+                let (t0, t1) = (clamp(data.t0), clamp(data.t1));
                 match words.last_mut() {
                     Some(w) if !piece.starts_with(' ') => {
-                        w.text.push_str(&piece);
-                        w.end = t1.max(w.end);
-                        w.probability = w.probability.min(data.p);
+                        w.0.push_str(&piece);
+                        w.2 = w.2.max(t1);
+                        w.3 = w.3.min(data.p);
                     }
-                    _ => words.push(RawWord {
-                        text: piece,
-                        start: t0,
-                        end: t1,
-                        probability: data.p,
-                    }),
+                    _ => words.push((piece, t0, t1, data.p)),
                 }
             }
-            words
-                .iter_mut()
-                .for_each(|w| w.text = w.text.trim().to_string());
-            words.retain(|w| !w.text.is_empty());
-            out.push(RawSegment {
+            words.iter_mut().for_each(|w| w.0 = w.0.trim().to_string());
+            words.retain(|w| !w.0.is_empty());
+            out.push(Segment {
                 text,
-                start_samples: (seg.start_timestamp() * SAMPLES_PER_TICK).min(window_samples),
-                end_samples: (seg.end_timestamp() * SAMPLES_PER_TICK).min(window_samples),
-                avg_logprob: if n_tokens > 0 {
-                    logprob_sum / n_tokens as f32
-                } else {
-                    0.0
-                },
+                start: clamp(seg.start_timestamp()),
+                end: clamp(seg.end_timestamp()),
+                logprob_sum,
+                tokens,
                 no_speech_prob: seg.no_speech_probability(),
-                words: if self.word_timestamps {
-                    words
-                } else {
-                    Vec::new()
-                },
+                words,
             });
         }
         out
     }
 }
 
-struct RawWord {
-    text: String,
-    start: i64,
-    end: i64,
-    probability: f32,
+/// A decode that repeats itself or says far more than the audio could hold: the sign of a
+/// too small encoder context.
+fn looks_like_a_loop(decoded: &Decoded, samples: usize) -> bool {
+    let words: Vec<String> = decoded
+        .segments
+        .iter()
+        .flat_map(|s| s.text.split_whitespace())
+        .map(comparable)
+        .collect();
+    let seconds = samples as f32 / SAMPLE_RATE as f32;
+    if words.len() as f32 > 6.0 * seconds + 5.0 {
+        return true;
+    }
+    // The same 3-word phrase three times in a row.
+    words
+        .windows(9)
+        .any(|w| w[0..3] == w[3..6] && w[3..6] == w[6..9])
 }
 
-struct RawSegment {
-    text: String,
-    start_samples: i64,
-    end_samples: i64,
-    avg_logprob: f32,
-    no_speech_prob: f32,
-    words: Vec<RawWord>,
+/// Lower-cased words without punctuation, for comparing hypotheses.
+fn comparable(word: &str) -> String {
+    word.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+pub struct Transcriber {
+    decoder: Decoder,
+    options: StreamOptions,
+    vad: Option<EnergyVad>,
+    /// Samples pushed so far: the stream's sample clock.
+    position: u64,
+    /// Samples not yet a whole VAD frame.
+    carry: Vec<f32>,
+    /// Recent silence kept to pad the start of the next utterance.
+    preroll: VecDeque<f32>,
+    utterance: Vec<f32>,
+    /// Stream position of `utterance[0]`.
+    utterance_start: u64,
+    /// Frames of the utterance the detector called speech.
+    speech_frames: usize,
+    /// Utterance length when the last partial decode ran.
+    partial_at: usize,
+    previous_hypothesis: Vec<String>,
+    stable_words: usize,
+    next_utterance: u64,
+}
+
+impl Transcriber {
+    /// Creates the stream's whisper state (once; it is reused for every decode).
+    pub fn new(
+        model: ModelHandle,
+        decode: &DecodeOptions,
+        options: StreamOptions,
+    ) -> Result<Self, TranscribeError> {
+        let mut t = Transcriber {
+            decoder: Decoder::new(model, decode)?,
+            vad: options.vad.map(EnergyVad::new),
+            options: options.clone(),
+            position: 0,
+            carry: Vec::with_capacity(FRAME_SAMPLES),
+            preroll: VecDeque::new(),
+            utterance: Vec::with_capacity(WINDOW_SAMPLES),
+            utterance_start: 0,
+            speech_frames: 0,
+            partial_at: 0,
+            previous_hypothesis: Vec::new(),
+            stable_words: 0,
+            next_utterance: 0,
+        };
+        t.set_live(options.live);
+        Ok(t)
+    }
+
+    pub fn model(&self) -> &ModelHandle {
+        &self.decoder.model
+    }
+
+    /// whisper.cpp inference calls made so far.
+    pub fn inference_calls(&self) -> u64 {
+        self.decoder.calls
+    }
+
+    /// Samples pushed so far.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.options.live
+    }
+
+    /// Switches between live (partials) and file mode; takes effect from the next audio.
+    pub fn set_live(&mut self, live: bool) {
+        self.options.live = live;
+        if let (Some(vad), Some(config)) = (self.vad.as_mut(), self.options.vad) {
+            vad.set_min_silence(if live {
+                config.min_silence
+            } else {
+                config.min_silence.max(FILE_MODE_MIN_SILENCE)
+            });
+        }
+    }
+
+    /// A flag that, once set, makes the running and every later decode stop early with
+    /// `Aborted` until it is cleared.
+    pub fn abort_flag(&self) -> Arc<AtomicBool> {
+        self.decoder.abort.clone()
+    }
+
+    /// Adds audio and returns the results it completes.
+    pub fn push(&mut self, samples: &[f32]) -> Result<Vec<Transcript>, TranscribeError> {
+        let mut out = Vec::new();
+        let clean = samples.iter().map(|s| {
+            if s.is_finite() {
+                s.clamp(-1.0, 1.0)
+            } else {
+                0.0
+            }
+        });
+        if self.vad.is_none() {
+            for s in clean {
+                self.utterance.push(s);
+                self.position += 1;
+                if self.utterance.len() >= WINDOW_SAMPLES {
+                    out.extend(self.finish_utterance()?);
+                }
+            }
+        } else {
+            for s in clean {
+                self.carry.push(s);
+                if self.carry.len() == FRAME_SAMPLES {
+                    let frame =
+                        std::mem::replace(&mut self.carry, Vec::with_capacity(FRAME_SAMPLES));
+                    out.extend(self.frame(&frame)?);
+                }
+            }
+        }
+        if self.options.live && !self.utterance.is_empty() {
+            let interval = duration_to_samples(self.options.partial_interval);
+            if self.utterance.len() >= self.partial_at + interval {
+                out.extend(self.partial()?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn frame(&mut self, frame: &[f32]) -> Result<Vec<Transcript>, TranscribeError> {
+        let vad = self.vad.as_mut().unwrap();
+        let event = vad.process(frame);
+        let config = *vad.config();
+        let frame_start = self.position;
+        self.position += frame.len() as u64;
+        let padding = duration_to_samples(config.padding);
+        match event {
+            VadEvent::Silence => {
+                self.preroll.extend(frame);
+                while self.preroll.len() > padding {
+                    self.preroll.pop_front();
+                }
+                Ok(Vec::new())
+            }
+            VadEvent::SpeechStart => {
+                self.utterance.clear();
+                self.utterance.extend(self.preroll.drain(..));
+                self.utterance_start = frame_start - self.utterance.len() as u64;
+                self.utterance.extend_from_slice(frame);
+                self.speech_frames = 1;
+                Ok(Vec::new())
+            }
+            VadEvent::Speech | VadEvent::Pause => {
+                self.utterance.extend_from_slice(frame);
+                if event == VadEvent::Speech {
+                    self.speech_frames += 1;
+                }
+                if self.utterance.len()
+                    >= duration_to_samples(self.options.max_utterance).min(WINDOW_SAMPLES)
+                {
+                    let out = self.finish_utterance()?;
+                    // Speech goes on: the next utterance starts here.
+                    self.utterance_start = self.position;
+                    return Ok(out);
+                }
+                Ok(Vec::new())
+            }
+            VadEvent::SpeechEnd => {
+                // Keep `padding` of the trailing silence, not all of it.
+                let silence = duration_to_samples(config.min_silence) + frame.len();
+                let keep = self
+                    .utterance
+                    .len()
+                    .saturating_sub(silence.saturating_sub(padding));
+                self.utterance.truncate(keep.max(1));
+                self.preroll.clear();
+                self.finish_utterance()
+            }
+        }
+    }
+
+    /// Ends the utterance in progress: decodes it and returns its final.
+    fn finish_utterance(&mut self) -> Result<Vec<Transcript>, TranscribeError> {
+        if self.utterance.is_empty() || !self.worth_decoding() {
+            self.discard();
+            return Ok(Vec::new());
+        }
+        let audio = std::mem::take(&mut self.utterance);
+        self.speech_frames = 0;
+        let start = if self.vad.is_some() {
+            self.utterance_start
+        } else {
+            self.position - audio.len() as u64
+        };
+        let decoded = self.decoder.decode(&audio, self.options.live);
+        self.utterance = Vec::with_capacity(WINDOW_SAMPLES);
+        self.partial_at = 0;
+        self.previous_hypothesis.clear();
+        self.stable_words = 0;
+        let id = self.next_utterance;
+        self.next_utterance += 1;
+        let result = self.transcript(decoded?, start, audio.len(), id, true);
+        Ok(result.into_iter().collect())
+    }
+
+    /// With the voice detector on: whether the utterance holds enough speech-like audio to
+    /// be worth an inference (clicks and steady noise are not).
+    fn worth_decoding(&self) -> bool {
+        self.vad.is_none()
+            || (self.speech_frames >= MIN_SPEECH_FRAMES
+                && dynamic_range_db(&self.utterance) >= MIN_SPEECH_DYNAMIC_RANGE_DB)
+    }
+
+    /// Decodes the utterance so far; reports the words two consecutive decodes agree on.
+    fn partial(&mut self) -> Result<Vec<Transcript>, TranscribeError> {
+        self.partial_at = self.utterance.len();
+        if !self.worth_decoding() {
+            return Ok(Vec::new());
+        }
+        let audio = self.utterance.clone();
+        let decoded = self.decoder.decode(&audio, true)?;
+        let Some(mut t) = self.transcript(
+            decoded,
+            self.utterance_start,
+            audio.len(),
+            self.next_utterance,
+            false,
+        ) else {
+            return Ok(Vec::new());
+        };
+        let words: Vec<String> = t.text.split_whitespace().map(String::from).collect();
+        let agreed = words
+            .iter()
+            .zip(&self.previous_hypothesis)
+            .take_while(|(a, b)| comparable(a) == comparable(b))
+            .count();
+        // What was reported stable stays stable within the utterance.
+        self.stable_words = self.stable_words.max(agreed).min(words.len());
+        t.stable_text = words[..self.stable_words].join(" ");
+        self.previous_hypothesis = words;
+        Ok(vec![t])
+    }
+
+    fn transcript(
+        &self,
+        decoded: Decoded,
+        start: u64,
+        len: usize,
+        utterance_id: u64,
+        is_final: bool,
+    ) -> Option<Transcript> {
+        let segments: Vec<Segment> = decoded
+            .segments
+            .into_iter()
+            .filter(|s| !s.text.is_empty())
+            .collect();
+        let first = segments.first()?;
+        let last = segments.last()?;
+        let at = |samples: i64| samples_to_duration(start + samples.clamp(0, len as i64) as u64);
+        let tokens: usize = segments.iter().map(|s| s.tokens).sum();
+        let logprob: f32 = segments.iter().map(|s| s.logprob_sum).sum();
+        let text = segments
+            .iter()
+            .map(|s| s.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        Some(Transcript {
+            is_final,
+            utterance_id,
+            stable_text: if is_final {
+                text.clone()
+            } else {
+                String::new()
+            },
+            start: at(first.start),
+            end: at(last.end.max(first.start)),
+            language: decoded.language.to_string(),
+            avg_logprob: if tokens > 0 {
+                logprob / tokens as f32
+            } else {
+                0.0
+            },
+            no_speech_prob: segments
+                .iter()
+                .map(|s| s.no_speech_prob)
+                .fold(0.0, f32::max),
+            pieces: segments
+                .iter()
+                .map(|s| Piece {
+                    text: s.text.clone(),
+                    start: at(s.start),
+                    end: at(s.end.max(s.start)),
+                })
+                .collect(),
+            words: segments
+                .iter()
+                .flat_map(|s| s.words.iter())
+                .map(|(w, t0, t1, p)| Word {
+                    text: w.clone(),
+                    start: at(*t0),
+                    end: at(*t1),
+                    probability: *p,
+                })
+                .collect(),
+            inference_time: decoded.inference_time,
+            audio_duration: samples_to_duration(len as u64),
+            text,
+        })
+    }
+
+    /// End of stream: the utterance in progress gets its final.
+    pub fn finish(&mut self) -> Result<Vec<Transcript>, TranscribeError> {
+        if let Some(vad) = self.vad.as_mut() {
+            vad.reset();
+        }
+        self.carry.clear();
+        self.finish_utterance()
+    }
+
+    /// Forgets pending audio and restarts the timeline at zero (a new stream or a flush).
+    pub fn reset(&mut self) {
+        self.position = 0;
+        self.discard();
+    }
+
+    /// Drops the utterance in progress but keeps the timeline (a gap or discontinuity
+    /// follows; call `skip` for its length).
+    pub fn discard(&mut self) {
+        self.carry.clear();
+        self.preroll.clear();
+        self.utterance.clear();
+        self.speech_frames = 0;
+        self.partial_at = 0;
+        self.previous_hypothesis.clear();
+        self.stable_words = 0;
+        if let Some(vad) = self.vad.as_mut() {
+            vad.reset();
+        }
+    }
+
+    /// Advances the timeline over audio that never came (a gap).
+    pub fn skip(&mut self, samples: u64) {
+        self.position += samples;
+    }
 }

@@ -3,7 +3,7 @@
 mod common;
 
 use gstwhisperstt::model::cache::{ContextOptions, Device, ModelCache, ModelKey};
-use gstwhisperstt::transcriber::{DecodeOptions, Transcriber};
+use gstwhisperstt::transcriber::{DecodeOptions, StreamOptions, Transcriber};
 
 fn transcriber() -> Transcriber {
     let cache = ModelCache::new();
@@ -14,7 +14,7 @@ fn transcriber() -> Transcriber {
     )
     .unwrap();
     let handle = cache.acquire(&key, None).unwrap();
-    Transcriber::new(handle, &DecodeOptions::default()).unwrap()
+    Transcriber::new(handle, &DecodeOptions::default(), StreamOptions::default()).unwrap()
 }
 
 #[test]
@@ -30,5 +30,8 @@ fn shared_jfk_word_for_word() {
         common::normalize(common::JFK_TEXT),
         "{text}"
     );
+    // File mode: the 1 s pause after "for you" does not end the utterance; one decode.
+    assert_eq!(out.len(), 1);
     assert_eq!(t.inference_calls(), 1);
+    assert!(out.iter().all(|s| s.is_final));
 }

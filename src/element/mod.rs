@@ -2,13 +2,13 @@
 //! the state-change path, turning buffers into transcripts with timestamps, and the bus
 //! messages they post.
 
-mod session;
 mod settings;
 mod stream;
+mod worker;
 
-pub use session::Session;
 pub use settings::Settings;
-pub use stream::{Stream, TimedTranscript};
+pub use stream::TimedTranscript;
+pub use worker::{Item, Output, Worker};
 
 use crate::model::cache::{self, ModelAction, ModelEvent, ModelKey, Subscription};
 use gst::prelude::*;
@@ -102,6 +102,7 @@ pub fn transcript_message(element: &gst::Element, t: &TimedTranscript) -> gst::M
     let mut s = gst::Structure::builder(TRANSCRIPT_MESSAGE)
         .field("text", tr.text.as_str())
         .field("is-final", tr.is_final)
+        .field("stable-text", tr.stable_text.as_str())
         .field("utterance-id", tr.utterance_id)
         .field("start", t.pts)
         .field("end", t.pts + t.duration)
@@ -128,6 +129,12 @@ pub fn transcript_message(element: &gst::Element, t: &TimedTranscript) -> gst::M
 /// Posts the transcript message; used by both elements for every transcript.
 pub fn post_transcript(element: &gst::Element, t: &TimedTranscript) {
     let _ = element.post_message(transcript_message(element, t));
+}
+
+/// Whether the audio upstream of `sinkpad` is live (from a LATENCY query).
+pub fn upstream_is_live(sinkpad: &gst::Pad) -> bool {
+    let mut q = gst::query::Latency::new();
+    sinkpad.peer_query(&mut q) && q.result().0
 }
 
 /// Posts a stream error naming what failed; returns the flow error to give upstream.

@@ -1,7 +1,8 @@
 //! The properties both elements expose, with their defaults, ranges and mutability.
 
 use crate::model::cache::{ContextOptions, Device, IdleTimeout};
-use crate::transcriber::{default_threads, DecodeOptions};
+use crate::transcriber::{default_threads, DecodeOptions, StreamOptions};
+use crate::vad::VadConfig;
 use gst::glib;
 use gst::prelude::*;
 use std::time::Duration;
@@ -23,6 +24,14 @@ pub struct Settings {
     pub threads: u32,
     pub beam_size: u32,
     pub word_timestamps: bool,
+    pub latency_ms: u32,
+    pub lateness_ms: u32,
+    pub vad: bool,
+    pub vad_threshold: f64,
+    pub vad_min_silence_ms: u32,
+    pub vad_padding_ms: u32,
+    pub max_utterance_ms: u32,
+    pub partial_interval_ms: u32,
 }
 
 impl Default for Settings {
@@ -37,6 +46,14 @@ impl Default for Settings {
             threads: default_threads(),
             beam_size: 0,
             word_timestamps: false,
+            latency_ms: 3000,
+            lateness_ms: 0,
+            vad: true,
+            vad_threshold: 0.5,
+            vad_min_silence_ms: 400,
+            vad_padding_ms: 300,
+            max_utterance_ms: 30_000,
+            partial_interval_ms: 1000,
         }
     }
 }
@@ -117,6 +134,68 @@ impl Settings {
                 .default_value(d.word_timestamps)
                 .flags(ready)
                 .build(),
+            glib::ParamSpecUInt::builder("latency")
+                .nick("Latency")
+                .blurb("Live input: the longest a final may come after its utterance ends, in ms; added to the pipeline latency")
+                .minimum(500)
+                .maximum(30_000)
+                .default_value(d.latency_ms)
+                .flags(ready)
+                .build(),
+            glib::ParamSpecUInt::builder("lateness")
+                .nick("Lateness")
+                .blurb("Live input: extra delay in ms tolerated before a whisperstt-late warning")
+                .minimum(0)
+                .maximum(60_000)
+                .default_value(d.lateness_ms)
+                .flags(ready)
+                .build(),
+            glib::ParamSpecBoolean::builder("vad")
+                .nick("Voice detection")
+                .blurb("Cut the audio into utterances with the built-in voice detector, so silence and steady noise cost no inference; off: fixed 30 s windows")
+                .default_value(d.vad)
+                .flags(ready)
+                .build(),
+            glib::ParamSpecDouble::builder("vad-threshold")
+                .nick("Voice detection threshold")
+                .blurb("0..1: how far above the noise floor speech must be (0.5 = 12 dB); higher ignores more")
+                .minimum(0.0)
+                .maximum(1.0)
+                .default_value(d.vad_threshold)
+                .flags(ready)
+                .build(),
+            glib::ParamSpecUInt::builder("vad-min-silence")
+                .nick("Minimum silence")
+                .blurb("Silence in ms that ends an utterance")
+                .minimum(100)
+                .maximum(10_000)
+                .default_value(d.vad_min_silence_ms)
+                .flags(ready)
+                .build(),
+            glib::ParamSpecUInt::builder("vad-padding")
+                .nick("Speech padding")
+                .blurb("Audio in ms kept before and after the detected speech")
+                .minimum(0)
+                .maximum(2000)
+                .default_value(d.vad_padding_ms)
+                .flags(ready)
+                .build(),
+            glib::ParamSpecUInt::builder("max-utterance")
+                .nick("Maximum utterance")
+                .blurb("Longest utterance in ms; longer speech is cut there into separate finals")
+                .minimum(1000)
+                .maximum(30_000)
+                .default_value(d.max_utterance_ms)
+                .flags(ready)
+                .build(),
+            glib::ParamSpecUInt::builder("partial-interval")
+                .nick("Partial interval")
+                .blurb("Live input: decode the utterance in progress after this many ms of new audio (partial results)")
+                .minimum(200)
+                .maximum(10_000)
+                .default_value(d.partial_interval_ms)
+                .flags(ready)
+                .build(),
         ]
     }
 
@@ -132,6 +211,14 @@ impl Settings {
             "threads" => self.threads = value.get().unwrap(),
             "beam-size" => self.beam_size = value.get().unwrap(),
             "word-timestamps" => self.word_timestamps = value.get().unwrap(),
+            "latency" => self.latency_ms = value.get().unwrap(),
+            "lateness" => self.lateness_ms = value.get().unwrap(),
+            "vad" => self.vad = value.get().unwrap(),
+            "vad-threshold" => self.vad_threshold = value.get().unwrap(),
+            "vad-min-silence" => self.vad_min_silence_ms = value.get().unwrap(),
+            "vad-padding" => self.vad_padding_ms = value.get().unwrap(),
+            "max-utterance" => self.max_utterance_ms = value.get().unwrap(),
+            "partial-interval" => self.partial_interval_ms = value.get().unwrap(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -147,6 +234,14 @@ impl Settings {
             "threads" => self.threads.to_value(),
             "beam-size" => self.beam_size.to_value(),
             "word-timestamps" => self.word_timestamps.to_value(),
+            "latency" => self.latency_ms.to_value(),
+            "lateness" => self.lateness_ms.to_value(),
+            "vad" => self.vad.to_value(),
+            "vad-threshold" => self.vad_threshold.to_value(),
+            "vad-min-silence" => self.vad_min_silence_ms.to_value(),
+            "vad-padding" => self.vad_padding_ms.to_value(),
+            "max-utterance" => self.max_utterance_ms.to_value(),
+            "partial-interval" => self.partial_interval_ms.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -178,5 +273,24 @@ impl Settings {
             beam_size: self.beam_size,
             word_timestamps: self.word_timestamps,
         }
+    }
+
+    /// Whether results are live is learnt from upstream when caps arrive.
+    pub fn stream_options(&self) -> StreamOptions {
+        let ms = |v: u32| Duration::from_millis(v as u64);
+        StreamOptions {
+            live: false,
+            vad: self.vad.then(|| VadConfig {
+                threshold: self.vad_threshold as f32,
+                min_silence: ms(self.vad_min_silence_ms),
+                padding: ms(self.vad_padding_ms),
+            }),
+            partial_interval: ms(self.partial_interval_ms),
+            max_utterance: ms(self.max_utterance_ms),
+        }
+    }
+
+    pub fn latency(&self) -> gst::ClockTime {
+        gst::ClockTime::from_mseconds(self.latency_ms as u64)
     }
 }

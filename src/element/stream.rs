@@ -1,10 +1,13 @@
-//! One element's streaming state: caps, segment, the stream's transcriber, and the mapping
-//! from the transcriber's sample clock to buffer timestamps.
+//! One element's stream, run by its worker: caps, segment, the transcriber, and the mapping
+//! from the transcriber's sample clock to buffer timestamps (resynchronised on gaps and
+//! discontinuities).
 
-use super::session::{NotReady, Session};
-use crate::transcriber::{TranscribeError, Transcriber, Transcript};
+use crate::transcriber::{TranscribeError, Transcriber, Transcript, SAMPLE_RATE};
 use gst::ClockTime;
 use std::time::Duration;
+
+/// A timestamp jump larger than this is a discontinuity, not jitter.
+const DISCONT_TOLERANCE: ClockTime = ClockTime::from_mseconds(40);
 
 /// A transcript placed on the input's timeline.
 #[derive(Debug, Clone)]
@@ -27,20 +30,41 @@ impl TimedTranscript {
     }
 }
 
-#[derive(Default)]
+fn samples_to_time(samples: u64) -> ClockTime {
+    ClockTime::from_nseconds(samples * 1_000_000_000 / SAMPLE_RATE as u64)
+}
+
+fn time_to_samples(t: ClockTime) -> u64 {
+    t.nseconds() * SAMPLE_RATE as u64 / 1_000_000_000
+}
+
 pub struct Stream {
+    transcriber: Transcriber,
     format: Option<gst_audio::AudioFormat>,
     segment: gst::FormattedSegment<ClockTime>,
     /// Timestamp of the transcriber's sample 0; set by the first buffer after a (re)start.
     origin: Option<ClockTime>,
-    transcriber: Option<Transcriber>,
+    model: String,
+    device: String,
 }
 
 impl Stream {
-    pub fn set_caps(&mut self, caps: &gst::CapsRef) -> Result<(), String> {
+    pub fn new(transcriber: Transcriber) -> Self {
+        let key = transcriber.model().key();
+        Stream {
+            model: key.path.to_string_lossy().into_owned(),
+            device: key.device.to_string(),
+            transcriber,
+            format: None,
+            segment: gst::FormattedSegment::new(),
+            origin: None,
+        }
+    }
+
+    pub fn set_caps(&mut self, caps: &gst::CapsRef, live: bool) -> Result<(), String> {
         let info = gst_audio::AudioInfo::from_caps(caps)
             .map_err(|_| format!("cannot read audio caps {caps}"))?;
-        if info.rate() != crate::transcriber::SAMPLE_RATE || info.channels() != 1 {
+        if info.rate() != SAMPLE_RATE || info.channels() != 1 {
             return Err(format!(
                 "need 16000 Hz mono audio, got {} Hz with {} channels (add audioconvert ! audioresample)",
                 info.rate(),
@@ -50,6 +74,7 @@ impl Stream {
         match info.format() {
             gst_audio::AudioFormat::S16le | gst_audio::AudioFormat::F32le => {
                 self.format = Some(info.format());
+                self.transcriber.set_live(live);
                 Ok(())
             }
             f => Err(format!("unsupported sample format {f:?}")),
@@ -64,22 +89,41 @@ impl Stream {
         Ok(())
     }
 
-    /// Gets the transcriber from the session on first use, waiting for the model if needed.
-    pub fn ensure_transcriber(&mut self, session: &Session) -> Result<(), gst::FlowError> {
-        if self.transcriber.is_none() {
-            match session.take_transcriber() {
-                Ok(t) => self.transcriber = Some(t),
-                Err(NotReady::Interrupted) => return Err(gst::FlowError::Flushing),
-                Err(NotReady::Failed) => return Err(gst::FlowError::Error),
-            }
+    fn expected_pts(&self) -> Option<ClockTime> {
+        self.origin
+            .map(|o| o + samples_to_time(self.transcriber.position()))
+    }
+
+    /// Lines the transcriber's clock up with `pts`: an utterance cut by a jump ends (its final
+    /// is returned), and a gap advances the clock so later timestamps stay right.
+    fn resync(&mut self, pts: ClockTime) -> Result<Vec<Transcript>, TranscribeError> {
+        let Some(expected) = self.expected_pts() else {
+            self.origin = Some(pts);
+            return Ok(Vec::new());
+        };
+        if pts.absdiff(expected) <= DISCONT_TOLERANCE {
+            return Ok(Vec::new());
         }
-        Ok(())
+        let finals = self.transcriber.finish()?;
+        if pts > expected {
+            self.transcriber.skip(time_to_samples(pts - expected));
+        } else {
+            self.origin = Some(pts.saturating_sub(samples_to_time(self.transcriber.position())));
+        }
+        Ok(finals)
     }
 
     /// Decodes one audio buffer (mono, 16 kHz) and transcribes what completes.
-    pub fn push(&mut self, buffer: &gst::BufferRef) -> Result<Vec<TimedTranscript>, String> {
-        let format = self.format.ok_or("audio arrived before caps")?;
-        let map = buffer.map_readable().map_err(|_| "cannot map buffer")?;
+    pub fn push(
+        &mut self,
+        buffer: &gst::BufferRef,
+    ) -> Result<Vec<TimedTranscript>, TranscribeError> {
+        let format = self
+            .format
+            .ok_or_else(|| TranscribeError::Input("audio arrived before caps".into()))?;
+        let map = buffer
+            .map_readable()
+            .map_err(|_| TranscribeError::Input("cannot map buffer".into()))?;
         let samples: Vec<f32> = match format {
             gst_audio::AudioFormat::S16le => map
                 .chunks_exact(2)
@@ -90,45 +134,47 @@ impl Stream {
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect(),
         };
-        if self.origin.is_none() {
-            let segment_start = self.segment.start().unwrap_or(ClockTime::ZERO);
-            self.origin = Some(buffer.pts().unwrap_or(segment_start));
+        let pts = buffer.pts().or_else(|| {
+            // Untimestamped audio continues the timeline (or starts at the segment start).
+            self.expected_pts()
+                .or(Some(self.segment.start().unwrap_or(ClockTime::ZERO)))
+        });
+        let mut out = match pts {
+            Some(pts) => self.resync(pts)?,
+            None => Vec::new(),
+        };
+        out.extend(self.transcriber.push(&samples)?);
+        Ok(self.place(out))
+    }
+
+    /// No audio from `pts` for `duration`: the utterance in progress ends, the clock moves on.
+    pub fn gap(
+        &mut self,
+        pts: ClockTime,
+        duration: Option<ClockTime>,
+    ) -> Result<Vec<TimedTranscript>, TranscribeError> {
+        let mut out = self.resync(pts)?;
+        out.extend(self.transcriber.finish()?);
+        if let Some(d) = duration {
+            self.transcriber.skip(time_to_samples(d));
         }
-        let t = self.transcriber.as_mut().ok_or("no transcriber")?;
-        let out = t.push(&samples).map_err(|e| e.to_string())?;
         Ok(self.place(out))
     }
 
     /// Transcribes what is pending (end of stream).
     pub fn drain(&mut self) -> Result<Vec<TimedTranscript>, TranscribeError> {
-        let Some(t) = self.transcriber.as_mut() else {
-            return Ok(Vec::new());
-        };
-        let out = t.finish()?;
+        let out = self.transcriber.finish()?;
         Ok(self.place(out))
     }
 
     /// Drops pending audio; the next buffer starts a new timeline.
     pub fn flush(&mut self) {
-        if let Some(t) = self.transcriber.as_mut() {
-            t.reset();
-        }
+        self.transcriber.reset();
         self.origin = None;
     }
 
     fn place(&self, transcripts: Vec<Transcript>) -> Vec<TimedTranscript> {
         let origin = self.origin.unwrap_or(ClockTime::ZERO);
-        let (model, device) = self
-            .transcriber
-            .as_ref()
-            .map(|t| {
-                let key = t.model().key();
-                (
-                    key.path.to_string_lossy().into_owned(),
-                    key.device.to_string(),
-                )
-            })
-            .unwrap_or_default();
         transcripts
             .into_iter()
             .map(|transcript| {
@@ -142,8 +188,8 @@ impl Stream {
                     transcript,
                     pts,
                     duration,
-                    model: model.clone(),
-                    device: device.clone(),
+                    model: self.model.clone(),
+                    device: self.device.clone(),
                     origin,
                 }
             })

@@ -1,4 +1,4 @@
-use crate::element::{self, ReleaseWatch, Session, Settings, Stream};
+use crate::element::{self, Item, Output, ReleaseWatch, Settings, TimedTranscript, Worker};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -19,28 +19,46 @@ static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
 pub struct WhisperSink {
     settings: Mutex<Settings>,
     /// From NULL -> READY to READY -> NULL.
-    session: Mutex<Option<Arc<Session>>>,
-    stream: Mutex<Stream>,
+    worker: Mutex<Option<Arc<Worker>>>,
     releases: Mutex<Option<ReleaseWatch>>,
 }
 
+/// The worker's results go to the bus.
+struct BusOutput {
+    element: glib::WeakRef<gst::Element>,
+}
+
+impl Output for BusOutput {
+    fn transcript(&mut self, t: &TimedTranscript) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let element = self.element.upgrade().ok_or(gst::FlowError::Flushing)?;
+        gst::debug!(
+            CAT,
+            obj = element,
+            "{} {} .. {}: {}",
+            if t.transcript.is_final {
+                "final"
+            } else {
+                "partial"
+            },
+            t.pts,
+            t.pts + t.duration,
+            t.transcript.text
+        );
+        element::post_transcript(&element, t);
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
+
 impl WhisperSink {
-    fn session(&self) -> Option<Arc<Session>> {
-        self.session.lock().unwrap().clone()
+    /// Runs `f` on the worker without holding the lock (pushes may wait for room).
+    fn with_worker<R>(&self, f: impl FnOnce(&Worker) -> R) -> Option<R> {
+        let worker = self.worker.lock().unwrap().clone();
+        worker.as_deref().map(f)
     }
 
-    fn post(&self, transcripts: Vec<element::TimedTranscript>) {
-        for t in &transcripts {
-            gst::debug!(
-                CAT,
-                imp = self,
-                "{} .. {}: {}",
-                t.pts,
-                t.pts + t.duration,
-                t.transcript.text
-            );
-            element::post_transcript(self.obj().upcast_ref(), t);
-        }
+    fn queue(&self, item: Item) -> Result<gst::FlowSuccess, gst::FlowError> {
+        self.with_worker(|w| w.push(item))
+            .unwrap_or(Err(gst::FlowError::Flushing))
     }
 }
 
@@ -115,92 +133,82 @@ impl ElementImpl for WhisperSink {
             let mut releases = self.releases.lock().unwrap();
             let releases = releases.get_or_insert_with(|| ReleaseWatch::new(element));
             let settings = self.settings.lock().unwrap().clone();
-            *self.session.lock().unwrap() =
-                Some(Arc::new(Session::start(element, &settings, releases)));
+            let output = BusOutput {
+                element: element.downgrade(),
+            };
+            *self.worker.lock().unwrap() = Some(Arc::new(Worker::start(
+                element,
+                &settings,
+                releases,
+                Box::new(output),
+            )));
         }
         let ret = self.parent_change_state(transition)?;
         if transition == gst::StateChange::ReadyToNull {
-            *self.stream.lock().unwrap() = Stream::default();
-            *self.session.lock().unwrap() = None;
+            // The worker (and with it the stream's whisper state and model handle) goes here.
+            *self.worker.lock().unwrap() = None;
         }
         Ok(ret)
     }
 }
 
 impl BaseSinkImpl for WhisperSink {
-    fn start(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(s) = self.session() {
-            s.set_flushing(false);
-        }
-        Ok(())
-    }
-
+    /// PAUSED -> READY: drop whatever is still queued.
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        self.stream.lock().unwrap().flush();
+        self.with_worker(|w| {
+            w.flush_start();
+            w.flush_stop();
+        });
         Ok(())
     }
 
     fn set_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
-        self.stream
-            .lock()
-            .unwrap()
-            .set_caps(caps)
-            .map_err(|e| gst::loggable_error!(CAT, "{}", e))
+        let live = element::upstream_is_live(&self.obj().static_pad("sink").unwrap());
+        self.queue(Item::Caps {
+            caps: caps.clone(),
+            live,
+        })
+        .map(|_| ())
+        .map_err(|e| gst::loggable_error!(CAT, "cannot take caps {caps}: {e:?}"))
     }
 
     fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let session = self.session().ok_or(gst::FlowError::Flushing)?;
-        let transcripts = {
-            let mut stream = self.stream.lock().unwrap();
-            stream.ensure_transcriber(&session)?;
-            stream.push(buffer).map_err(|e| {
-                element::stream_error(self.obj().upcast_ref(), "Transcription failed", e)
-            })?
-        };
-        self.post(transcripts);
-        Ok(gst::FlowSuccess::Ok)
+        self.queue(Item::Buffer(buffer.clone()))
     }
 
     fn event(&self, event: gst::Event) -> bool {
         match event.view() {
             gst::EventView::Segment(s) => {
-                if let Err(e) = self.stream.lock().unwrap().set_segment(s.segment()) {
-                    gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
-                    return false;
-                }
+                let _ = self.queue(Item::Segment(s.segment().clone()));
+            }
+            gst::EventView::Gap(g) => {
+                let (pts, duration) = g.get();
+                let _ = self.queue(Item::Gap { pts, duration });
             }
             // Transcribe what is pending before the sink reports EOS.
             gst::EventView::Eos(_) => {
-                let drained = self.stream.lock().unwrap().drain();
-                match drained {
-                    Ok(t) => self.post(t),
-                    Err(e) => {
-                        let _ = element::stream_error(
-                            self.obj().upcast_ref(),
-                            "Transcription failed",
-                            e,
-                        );
-                    }
-                }
+                self.with_worker(|w| w.drain());
             }
-            gst::EventView::FlushStop(_) => self.stream.lock().unwrap().flush(),
+            gst::EventView::FlushStart(_) => {
+                self.with_worker(|w| w.flush_start());
+            }
+            gst::EventView::FlushStop(_) => {
+                self.with_worker(|w| w.flush_stop());
+            }
             _ => {}
         }
         self.parent_event(event)
     }
 
-    /// Called on flush and state changes: stop waiting for the model.
+    /// Called on pause and flush: a render waiting for room in the queue must return, and
+    /// no audio may be lost, so the queue takes it regardless until `unlock_stop`.
     fn unlock(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(s) = self.session() {
-            s.set_flushing(true);
-        }
+        self.with_worker(|w| w.set_unbounded(true));
         Ok(())
     }
 
     fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(s) = self.session() {
-            s.set_flushing(false);
-        }
+        self.with_worker(|w| w.set_unbounded(false));
         Ok(())
     }
 }

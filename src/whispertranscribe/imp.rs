@@ -1,4 +1,4 @@
-use crate::element::{self, ReleaseWatch, Session, Settings, Stream, TimedTranscript};
+use crate::element::{self, Item, Output, ReleaseWatch, Settings, TimedTranscript, Worker};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -24,107 +24,133 @@ pub struct WhisperTranscribe {
     sinkpad: gst::Pad,
     settings: Mutex<Settings>,
     /// From NULL -> READY to READY -> NULL.
-    session: Mutex<Option<Arc<Session>>>,
-    stream: Mutex<Stream>,
+    worker: Mutex<Option<Arc<Worker>>>,
     releases: Mutex<Option<ReleaseWatch>>,
 }
 
-impl WhisperTranscribe {
-    fn sink_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let session = self
-            .session
-            .lock()
-            .unwrap()
-            .clone()
-            .ok_or(gst::FlowError::Flushing)?;
-        let transcripts = {
-            let mut stream = self.stream.lock().unwrap();
-            stream.ensure_transcriber(&session)?;
-            stream.push(&buffer).map_err(|e| {
-                element::stream_error(self.obj().upcast_ref(), "Transcription failed", e)
-            })?
-        };
-        self.output(transcripts)
+/// The worker's results: finals as timed text buffers, everything on the bus, and the events
+/// that must stay in order with the text.
+struct TextOutput {
+    element: glib::WeakRef<gst::Element>,
+    srcpad: gst::Pad,
+}
+
+impl Output for TextOutput {
+    fn caps(&mut self, _caps: &gst::Caps) {
+        if self.srcpad.current_caps().is_none() {
+            self.srcpad.push_event(gst::event::Caps::new(&text_caps()));
+        }
     }
 
-    /// Posts each transcript on the bus and pushes it downstream as a timed text buffer.
-    fn output(
-        &self,
-        transcripts: Vec<TimedTranscript>,
-    ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        for t in transcripts {
-            gst::debug!(
-                CAT,
-                imp = self,
-                "{} .. {}: {}",
-                t.pts,
-                t.pts + t.duration,
-                t.transcript.text
-            );
-            element::post_transcript(self.obj().upcast_ref(), &t);
-            let mut buffer = gst::Buffer::from_mut_slice(t.transcript.text.into_bytes());
+    fn segment(&mut self, segment: &gst::Segment) {
+        self.srcpad.push_event(gst::event::Segment::new(segment));
+    }
+
+    fn gap(&mut self, pts: gst::ClockTime, duration: Option<gst::ClockTime>) {
+        self.srcpad
+            .push_event(gst::event::Gap::builder(pts).duration(duration).build());
+    }
+
+    fn transcript(&mut self, t: &TimedTranscript) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let Some(element) = self.element.upgrade() else {
+            return Err(gst::FlowError::Flushing);
+        };
+        gst::debug!(
+            CAT,
+            obj = element,
+            "{} {} .. {}: {}",
+            if t.transcript.is_final {
+                "final"
+            } else {
+                "partial"
+            },
+            t.pts,
+            t.pts + t.duration,
+            t.transcript.text
+        );
+        element::post_transcript(&element, t);
+        // Downstream gets settled text only: one buffer per whisper segment of each final.
+        if !t.transcript.is_final {
+            return Ok(gst::FlowSuccess::Ok);
+        }
+        for piece in &t.transcript.pieces {
+            let mut buffer = gst::Buffer::from_mut_slice(piece.text.clone().into_bytes());
             {
                 let b = buffer.get_mut().unwrap();
-                b.set_pts(t.pts);
-                b.set_duration(t.duration);
+                let start = t.pts_of(piece.start);
+                b.set_pts(start);
+                b.set_duration(t.pts_of(piece.end).saturating_sub(start));
             }
             self.srcpad.push(buffer)?;
         }
         Ok(gst::FlowSuccess::Ok)
     }
+}
 
-    fn session(&self) -> Option<Arc<Session>> {
-        self.session.lock().unwrap().clone()
+impl WhisperTranscribe {
+    /// Runs `f` on the worker without holding the lock (pushes may wait for room).
+    fn with_worker<R>(&self, f: impl FnOnce(&Worker) -> R) -> Option<R> {
+        let worker = self.worker.lock().unwrap().clone();
+        worker.as_deref().map(f)
+    }
+
+    fn sink_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        self.with_worker(|w| w.push(Item::Buffer(buffer)))
+            .unwrap_or(Err(gst::FlowError::Flushing))
+    }
+
+    fn queue(&self, item: Item) -> bool {
+        self.with_worker(|w| w.push(item).is_ok()).unwrap_or(false)
     }
 
     fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
         use gst::EventView;
         match event.view() {
+            // These stay in order with the audio: the worker forwards them.
             EventView::Caps(c) => {
-                if let Err(e) = self.stream.lock().unwrap().set_caps(c.caps()) {
-                    gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
-                    return false;
-                }
-                self.srcpad.push_event(gst::event::Caps::new(&text_caps()))
+                let live = element::upstream_is_live(&self.sinkpad);
+                self.queue(Item::Caps {
+                    caps: c.caps_owned(),
+                    live,
+                })
             }
-            EventView::Segment(s) => {
-                if let Err(e) = self.stream.lock().unwrap().set_segment(s.segment()) {
-                    gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
-                    return false;
-                }
-                self.srcpad.push_event(event)
+            EventView::Segment(s) => self.queue(Item::Segment(s.segment().clone())),
+            EventView::Gap(g) => {
+                let (pts, duration) = g.get();
+                self.queue(Item::Gap { pts, duration })
             }
             EventView::Eos(_) => {
-                let drained = self.stream.lock().unwrap().drain();
-                match drained {
-                    Ok(t) => {
-                        let _ = self.output(t);
-                    }
-                    Err(e) => {
-                        let _ = element::stream_error(
-                            self.obj().upcast_ref(),
-                            "Transcription failed",
-                            e,
-                        );
-                    }
-                }
+                self.with_worker(|w| w.drain());
                 self.srcpad.push_event(event)
             }
             EventView::FlushStart(_) => {
-                if let Some(s) = self.session() {
-                    s.set_flushing(true);
-                }
+                self.with_worker(|w| w.flush_start());
                 self.srcpad.push_event(event)
             }
             EventView::FlushStop(_) => {
-                self.stream.lock().unwrap().flush();
-                if let Some(s) = self.session() {
-                    s.set_flushing(false);
-                }
+                self.with_worker(|w| w.flush_stop());
                 self.srcpad.push_event(event)
             }
             _ => gst::Pad::event_default(pad, Some(&*self.obj()), event),
         }
+    }
+
+    fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        if let gst::QueryViewMut::Latency(q) = query.view_mut() {
+            let mut upstream = gst::query::Latency::new();
+            if !self.sinkpad.peer_query(&mut upstream) {
+                return false;
+            }
+            let (live, min, max) = upstream.result();
+            let ours = self.settings.lock().unwrap().latency();
+            if live {
+                q.set(true, min + ours, max.map(|m| m + ours));
+            } else {
+                q.set(false, min, max);
+            }
+            return true;
+        }
+        gst::Pad::query_default(pad, Some(&*self.obj()), query)
     }
 }
 
@@ -151,13 +177,20 @@ impl ObjectSubclass for WhisperTranscribe {
                 )
             })
             .build();
-        let srcpad = gst::Pad::builder_from_template(&klass.pad_template("src").unwrap()).build();
+        let srcpad = gst::Pad::builder_from_template(&klass.pad_template("src").unwrap())
+            .query_function(|pad, parent, query| {
+                WhisperTranscribe::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.src_query(pad, query),
+                )
+            })
+            .build();
         WhisperTranscribe {
             srcpad,
             sinkpad,
             settings: Mutex::default(),
-            session: Mutex::default(),
-            stream: Mutex::default(),
+            worker: Mutex::default(),
             releases: Mutex::default(),
         }
     }
@@ -232,37 +265,34 @@ impl ElementImpl for WhisperTranscribe {
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         gst::debug!(CAT, imp = self, "{transition:?}");
-        match transition {
-            gst::StateChange::NullToReady => {
-                let obj = self.obj();
-                let element: &gst::Element = obj.upcast_ref();
-                let mut releases = self.releases.lock().unwrap();
-                let releases = releases.get_or_insert_with(|| ReleaseWatch::new(element));
-                let settings = self.settings.lock().unwrap().clone();
-                *self.session.lock().unwrap() =
-                    Some(Arc::new(Session::start(element, &settings, releases)));
-            }
-            gst::StateChange::ReadyToPaused => {
-                if let Some(s) = self.session() {
-                    s.set_flushing(false);
-                }
-            }
-            // Unblock a streaming thread waiting for the model before the pads deactivate.
-            gst::StateChange::PausedToReady => {
-                if let Some(s) = self.session() {
-                    s.set_flushing(true);
-                }
-            }
-            _ => {}
+        if transition == gst::StateChange::NullToReady {
+            let obj = self.obj();
+            let element: &gst::Element = obj.upcast_ref();
+            let mut releases = self.releases.lock().unwrap();
+            let releases = releases.get_or_insert_with(|| ReleaseWatch::new(element));
+            let settings = self.settings.lock().unwrap().clone();
+            let output = TextOutput {
+                element: element.downgrade(),
+                srcpad: self.srcpad.clone(),
+            };
+            *self.worker.lock().unwrap() = Some(Arc::new(Worker::start(
+                element,
+                &settings,
+                releases,
+                Box::new(output),
+            )));
+        }
+        // Unblock a streaming thread waiting for room before the pads deactivate.
+        if transition == gst::StateChange::PausedToReady {
+            self.with_worker(|w| w.flush_start());
         }
         let ret = self.parent_change_state(transition)?;
         match transition {
-            gst::StateChange::PausedToReady => self.stream.lock().unwrap().flush(),
-            gst::StateChange::ReadyToNull => {
-                // The stream's whisper state and model handle go here, not before.
-                *self.stream.lock().unwrap() = Stream::default();
-                *self.session.lock().unwrap() = None;
+            gst::StateChange::PausedToReady => {
+                self.with_worker(|w| w.flush_stop());
             }
+            // The worker (and with it the stream's whisper state and model handle) goes here.
+            gst::StateChange::ReadyToNull => *self.worker.lock().unwrap() = None,
             _ => {}
         }
         Ok(ret)

@@ -264,12 +264,13 @@ pub fn reference_speech() -> Vec<(PathBuf, String)> {
 /// returns the corpus word error rate.
 pub fn transcriber_wer(model: &Path, clips: &[(PathBuf, String)]) -> f64 {
     use gstwhisperstt::model::cache::{ContextOptions, Device, ModelCache, ModelKey};
-    use gstwhisperstt::transcriber::{DecodeOptions, Transcriber};
+    use gstwhisperstt::transcriber::{DecodeOptions, StreamOptions, Transcriber};
     let cache = ModelCache::new();
     let key = ModelKey::new(model, Device::Cpu, ContextOptions::default()).unwrap();
     let mut t = Transcriber::new(
         cache.acquire(&key, None).unwrap(),
         &DecodeOptions::default(),
+        StreamOptions::default(),
     )
     .unwrap();
     let (mut errors, mut words) = (0, 0);
@@ -287,3 +288,65 @@ pub fn transcriber_wer(model: &Path, clips: &[(PathBuf, String)]) -> f64 {
 }
 
 pub mod pipeline;
+
+/// The 2-minute recording of 16 LJ Speech sentences joined with 0.4 s gaps, its transcript,
+/// and where each sentence ends (from the clips' durations in the corpus manifest).
+pub fn long_recording() -> (PathBuf, String, Vec<std::time::Duration>) {
+    let corpus = shared_corpus();
+    let manifest = std::fs::read_to_string(corpus.join("long/manifest.tsv")).unwrap();
+    let line = manifest.lines().nth(1).unwrap();
+    let (file, transcript) = line.split_once('\t').unwrap();
+    let main = std::fs::read_to_string(corpus.join("manifest.tsv")).unwrap();
+    let mut end = 0.0;
+    let mut ends = Vec::new();
+    for i in 1..=16 {
+        let clip = format!("audio/ljspeech_LJ001-{i:04}.wav");
+        let row = main.lines().find(|l| l.starts_with(&clip)).unwrap();
+        let seconds: f64 = row.split('\t').nth(1).unwrap().parse().unwrap();
+        end += seconds;
+        ends.push(std::time::Duration::from_secs_f64(end));
+        end += 0.4;
+    }
+    (
+        corpus.join(file),
+        transcript.trim_matches('"').to_string(),
+        ends,
+    )
+}
+
+/// Deterministic noise for tests: white (xorshift), or brown (white, integrated).
+pub fn noise(seconds: usize, brown: bool) -> Vec<f32> {
+    let mut x: u32 = 0x9e3779b9;
+    let mut level = 0.0f32;
+    (0..seconds * 16_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let white = (x as f32 / u32::MAX as f32) * 2.0 - 1.0;
+            if brown {
+                level = (level + white * 0.02).clamp(-1.0, 1.0) * 0.998;
+                level * 0.5
+            } else {
+                white * 0.05
+            }
+        })
+        .collect()
+}
+
+/// The corpus transcripts of LJ Speech clips LJ001-00NN for NN in `clips`, joined.
+pub fn ljspeech_text(clips: std::ops::RangeInclusive<usize>) -> String {
+    let corpus = shared_corpus();
+    let all = corpus_clips(&corpus);
+    clips
+        .map(|i| {
+            let name = format!("ljspeech_LJ001-{i:04}.wav");
+            all.iter()
+                .find(|(p, _)| p.ends_with(&name))
+                .unwrap()
+                .1
+                .clone()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,406 @@
+//! Each element's worker thread, from NULL -> READY to READY -> NULL. It first gets the model
+//! (so the state change returns at once), then transcribes what the element queues: audio and
+//! the events that must stay in order with it. The streaming thread never waits for inference,
+//! only, for non-live input, for the queue to have room.
+
+use super::stream::{Stream, TimedTranscript};
+use super::{post_model_event, ReleaseWatch, Settings};
+use crate::model::cache::{self, Acquisition, ModelAction, ModelEvent, ModelKey};
+use crate::model::{locate, ModelError};
+use crate::transcriber::{TranscribeError, Transcriber};
+use gst::prelude::*;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+/// Non-live input: the streaming thread waits while this much audio is queued.
+const MAX_QUEUED_NS: u64 = 10_000_000_000;
+
+pub enum Item {
+    Caps {
+        caps: gst::Caps,
+        live: bool,
+    },
+    Segment(gst::Segment),
+    Buffer(gst::Buffer),
+    Gap {
+        pts: gst::ClockTime,
+        duration: Option<gst::ClockTime>,
+    },
+    /// End of stream: finish the utterance in progress, then answer.
+    Drain(std::sync::mpsc::Sender<()>),
+    /// After a flush: forget pending audio.
+    Reset,
+}
+
+impl Item {
+    fn duration_ns(&self) -> u64 {
+        match self {
+            Item::Buffer(b) => b
+                .duration()
+                .map(|d| d.nseconds())
+                .unwrap_or(b.size() as u64 * 1_000_000_000 / 32_000),
+            _ => 0,
+        }
+    }
+}
+
+/// Where the worker's results go: the element's pads and bus.
+pub trait Output: Send + 'static {
+    fn caps(&mut self, _caps: &gst::Caps) {}
+    fn segment(&mut self, _segment: &gst::Segment) {}
+    fn gap(&mut self, _pts: gst::ClockTime, _duration: Option<gst::ClockTime>) {}
+    fn transcript(&mut self, t: &TimedTranscript) -> Result<gst::FlowSuccess, gst::FlowError>;
+}
+
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Item>,
+    queued_ns: u64,
+    live: bool,
+    /// Set while a sink is unlocked: take items without waiting for room.
+    unbounded: bool,
+    flushing: bool,
+    stopping: bool,
+    /// The last result of handling an item; returned to the streaming thread.
+    flow: Option<gst::FlowError>,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    changed: Condvar,
+    /// The transcriber's abort flag, once it exists.
+    abort: Mutex<Option<Arc<AtomicBool>>>,
+}
+
+impl Shared {
+    fn abort(&self, on: bool) {
+        if let Some(flag) = self.abort.lock().unwrap().as_ref() {
+            flag.store(on, Ordering::Relaxed);
+        }
+    }
+}
+
+pub struct Worker {
+    shared: Arc<Shared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Worker {
+    pub fn start(
+        element: &gst::Element,
+        settings: &Settings,
+        releases: &ReleaseWatch,
+        output: Box<dyn Output>,
+    ) -> Worker {
+        let shared = Arc::new(Shared {
+            queue: Mutex::default(),
+            changed: Condvar::new(),
+            abort: Mutex::default(),
+        });
+        let weak = element.downgrade();
+        let settings = settings.clone();
+        let key_slot = releases.key_slot();
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("whisperstt-{}", element.name()))
+            .spawn(move || run(weak, settings, key_slot, thread_shared, output))
+            .ok();
+        if thread.is_none() {
+            shared.queue.lock().unwrap().flow = Some(gst::FlowError::Error);
+        }
+        Worker { shared, thread }
+    }
+
+    /// Queues an item. Waits while too much non-live audio is queued; returns the error
+    /// (flushing, a failed model load, a failed downstream push) once there is one.
+    pub fn push(&self, item: Item) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let mut q = self.shared.queue.lock().unwrap();
+        loop {
+            if q.flushing || q.stopping {
+                return Err(gst::FlowError::Flushing);
+            }
+            if let Some(e) = q.flow {
+                return Err(e);
+            }
+            if q.live || q.unbounded || q.queued_ns < MAX_QUEUED_NS {
+                break;
+            }
+            q = self.shared.changed.wait(q).unwrap();
+        }
+        if let Item::Caps { live, .. } = &item {
+            q.live = *live;
+        }
+        q.queued_ns += item.duration_ns();
+        q.items.push_back(item);
+        self.shared.changed.notify_all();
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    /// Queues end of stream and waits until everything before it is transcribed. False if a
+    /// flush or a stop came first.
+    pub fn drain(&self) -> bool {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if self.push(Item::Drain(tx)).is_err() {
+            return false;
+        }
+        rx.recv().is_ok()
+    }
+
+    pub fn set_unbounded(&self, unbounded: bool) {
+        self.shared.queue.lock().unwrap().unbounded = unbounded;
+        self.shared.changed.notify_all();
+    }
+
+    /// Drops what is queued and stops the running inference.
+    pub fn flush_start(&self) {
+        let mut q = self.shared.queue.lock().unwrap();
+        q.flushing = true;
+        q.items.clear();
+        q.queued_ns = 0;
+        self.shared.abort(true);
+        self.shared.changed.notify_all();
+    }
+
+    pub fn flush_stop(&self) {
+        let mut q = self.shared.queue.lock().unwrap();
+        q.flushing = false;
+        q.flow = None;
+        q.items.push_back(Item::Reset);
+        self.shared.changed.notify_all();
+    }
+}
+
+impl Drop for Worker {
+    /// Stops within one encoder pass: the running inference is aborted.
+    fn drop(&mut self) {
+        {
+            let mut q = self.shared.queue.lock().unwrap();
+            q.stopping = true;
+            q.items.clear();
+        }
+        self.shared.abort(true);
+        self.shared.changed.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(
+    weak: gst::glib::WeakRef<gst::Element>,
+    settings: Settings,
+    key_slot: Arc<Mutex<Option<ModelKey>>>,
+    shared: Arc<Shared>,
+    mut output: Box<dyn Output>,
+) {
+    let transcriber = match load(&weak, &settings, &key_slot) {
+        Ok(t) => t,
+        Err(_) => {
+            // The error is posted; every later push returns it.
+            let mut q = shared.queue.lock().unwrap();
+            q.flow = Some(gst::FlowError::Error);
+            q.items.clear();
+            shared.changed.notify_all();
+            return;
+        }
+    };
+    *shared.abort.lock().unwrap() = Some(transcriber.abort_flag());
+    if shared.queue.lock().unwrap().stopping {
+        transcriber.abort_flag().store(true, Ordering::Relaxed);
+    }
+    let mut stream = Stream::new(transcriber);
+    loop {
+        let item = {
+            let mut q = shared.queue.lock().unwrap();
+            loop {
+                if q.stopping {
+                    return;
+                }
+                if let Some(item) = q.items.pop_front() {
+                    q.queued_ns = q.queued_ns.saturating_sub(item.duration_ns());
+                    shared.changed.notify_all();
+                    break item;
+                }
+                q = shared.changed.wait(q).unwrap();
+            }
+        };
+        let Some(element) = weak.upgrade() else {
+            return;
+        };
+        let result = handle(&element, &mut stream, item, output.as_mut(), &shared);
+        if let Err(e) = result {
+            let mut q = shared.queue.lock().unwrap();
+            if !q.flushing && !q.stopping {
+                q.flow = Some(e);
+            }
+            shared.changed.notify_all();
+        }
+    }
+}
+
+fn handle(
+    element: &gst::Element,
+    stream: &mut Stream,
+    item: Item,
+    output: &mut dyn Output,
+    shared: &Shared,
+) -> Result<gst::FlowSuccess, gst::FlowError> {
+    let transcripts = match item {
+        Item::Caps { caps, live } => {
+            if let Err(e) = stream.set_caps(&caps, live) {
+                gst::element_error!(element, gst::StreamError::Format, ("{}", e));
+                return Err(gst::FlowError::NotNegotiated);
+            }
+            output.caps(&caps);
+            Vec::new()
+        }
+        Item::Segment(segment) => {
+            if let Err(e) = stream.set_segment(&segment) {
+                gst::element_error!(element, gst::StreamError::Format, ("{}", e));
+                return Err(gst::FlowError::Error);
+            }
+            output.segment(&segment);
+            Vec::new()
+        }
+        Item::Buffer(buffer) => result(element, stream.push(&buffer))?,
+        Item::Gap { pts, duration } => {
+            let out = result(element, stream.gap(pts, duration))?;
+            output.gap(pts, duration);
+            out
+        }
+        Item::Drain(done) => {
+            let out = result(element, stream.drain());
+            for t in out.iter().flatten() {
+                output.transcript(t)?;
+            }
+            let _ = done.send(());
+            return out.map(|_| gst::FlowSuccess::Ok);
+        }
+        Item::Reset => {
+            stream.flush();
+            shared.abort(false);
+            Vec::new()
+        }
+    };
+    for t in &transcripts {
+        output.transcript(t)?;
+    }
+    Ok(gst::FlowSuccess::Ok)
+}
+
+/// Turns a transcription error into an element error; an abort (flush, stop) is not one.
+fn result(
+    element: &gst::Element,
+    r: Result<Vec<TimedTranscript>, TranscribeError>,
+) -> Result<Vec<TimedTranscript>, gst::FlowError> {
+    match r {
+        Ok(t) => Ok(t),
+        Err(TranscribeError::Aborted) => Ok(Vec::new()),
+        Err(e) => Err(super::stream_error(element, "Transcription failed", e)),
+    }
+}
+
+const PROGRESS_CODE: &str = "whisperstt-model-load";
+
+/// Resolves (importing if needed) and acquires the model, then creates the stream's whisper
+/// state. Posts the model message, progress messages, and on failure an element error.
+fn load(
+    weak: &gst::glib::WeakRef<gst::Element>,
+    settings: &Settings,
+    key_slot: &Mutex<Option<ModelKey>>,
+) -> Result<Transcriber, String> {
+    let progress = |kind, text: String| {
+        if let Some(e) = weak.upgrade() {
+            let msg = gst::message::Progress::builder(kind, PROGRESS_CODE, &text)
+                .src(&e)
+                .build();
+            let _ = e.post_message(msg);
+        }
+    };
+    progress(
+        gst::ProgressType::Start,
+        format!("Loading Whisper model '{}'", settings.model),
+    );
+    let started = Instant::now();
+    let acquired = (|| -> Result<_, ModelError> {
+        let path = locate::resolve(&settings.model)?;
+        let key = ModelKey::new(&path, settings.device()?, settings.context_options())?;
+        *key_slot.lock().unwrap() = Some(key.clone());
+        let handle = cache::global().acquire(&key, settings.idle_timeout());
+        Ok((key, handle))
+    })();
+    let result = match acquired {
+        Ok((key, Ok(handle))) => {
+            if let Some(e) = weak.upgrade() {
+                let action = match handle.acquisition() {
+                    Acquisition::Loaded => ModelAction::Loaded,
+                    Acquisition::Joined => ModelAction::Joined,
+                    Acquisition::Reused => ModelAction::Reused,
+                };
+                let live_handles = cache::global()
+                    .stats()
+                    .model(&key)
+                    .map_or(0, |m| m.live_handles);
+                post_model_event(
+                    &e,
+                    &ModelEvent {
+                        action,
+                        load_time: Some(handle.load_time()),
+                        bytes: handle.bytes(),
+                        live_handles,
+                        loads: cache::global().loads_of(&key),
+                        error: None,
+                        key,
+                    },
+                );
+            }
+            Transcriber::new(
+                handle,
+                &settings.decode_options(),
+                settings.stream_options(),
+            )
+            .map_err(|e| e.to_string())
+        }
+        Ok((key, Err(e))) => {
+            if let Some(el) = weak.upgrade() {
+                post_model_event(
+                    &el,
+                    &ModelEvent {
+                        action: ModelAction::Failed,
+                        loads: cache::global().loads_of(&key),
+                        key,
+                        load_time: None,
+                        bytes: 0,
+                        live_handles: 0,
+                        error: Some(e.clone()),
+                    },
+                );
+            }
+            Err(e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    match &result {
+        Ok(_) => progress(
+            gst::ProgressType::Complete,
+            format!(
+                "Whisper model '{}' ready in {:.0} ms",
+                settings.model,
+                started.elapsed().as_secs_f64() * 1e3
+            ),
+        ),
+        Err(err) => {
+            progress(gst::ProgressType::Error, err.clone());
+            if let Some(e) = weak.upgrade() {
+                gst::element_error!(
+                    e,
+                    gst::ResourceError::OpenRead,
+                    ("Could not load Whisper model: {}", err)
+                );
+            }
+        }
+    }
+    result
+}

@@ -1,0 +1,169 @@
+//! The streaming transcriber (voice detection, partials, finals) on the real engine, without
+//! GStreamer.
+
+mod common;
+
+use gstwhisperstt::model::cache::{ContextOptions, Device, ModelCache, ModelKey};
+use gstwhisperstt::transcriber::{DecodeOptions, StreamOptions, Transcriber, Transcript};
+use std::time::Duration;
+
+fn transcriber(live: bool) -> Transcriber {
+    let cache = ModelCache::new();
+    let key = ModelKey::new(
+        &common::model_path(),
+        Device::Cpu,
+        ContextOptions::default(),
+    )
+    .unwrap();
+    let options = StreamOptions {
+        live,
+        ..StreamOptions::default()
+    };
+    Transcriber::new(
+        cache.acquire(&key, None).unwrap(),
+        &DecodeOptions::default(),
+        options,
+    )
+    .unwrap()
+}
+
+/// Pushes `audio` in 100 ms chunks, then ends the stream.
+fn feed(t: &mut Transcriber, audio: &[f32]) -> Vec<Transcript> {
+    let mut out = Vec::new();
+    for chunk in audio.chunks(1600) {
+        out.extend(t.push(chunk).unwrap());
+    }
+    out.extend(t.finish().unwrap());
+    out
+}
+
+#[test]
+fn silence_and_noise_cost_no_inference() {
+    let hum: Vec<f32> = (0..60 * 16_000)
+        .map(|i| {
+            let t = i as f32 / 16_000.0;
+            0.05 * (2.0 * std::f32::consts::PI * 50.0 * t).sin()
+                + 0.02 * (2.0 * std::f32::consts::PI * 150.0 * t).sin()
+        })
+        .collect();
+    let inputs = [
+        ("silence", vec![0.0f32; 60 * 16_000]),
+        ("white noise", common::noise(60, false)),
+        ("brown noise", common::noise(60, true)),
+        ("mains hum", hum),
+    ];
+    for live in [false, true] {
+        for (name, audio) in &inputs {
+            let mut t = transcriber(live);
+            let out = feed(&mut t, audio);
+            assert!(out.is_empty(), "{name} (live: {live}) gave {out:?}");
+            assert_eq!(t.inference_calls(), 0, "{name} (live: {live})");
+        }
+    }
+}
+
+#[test]
+fn speech_after_noise_is_still_heard() {
+    let (path, reference) = common::reference_speech().into_iter().next().unwrap();
+    let mut audio = common::noise(5, false)
+        .iter()
+        .map(|s| s * 0.2)
+        .collect::<Vec<f32>>();
+    audio.extend(common::read_audio(&path));
+    let mut t = transcriber(false);
+    let text: Vec<String> = feed(&mut t, &audio).into_iter().map(|s| s.text).collect();
+    let wer = common::wer(&reference, &text.join(" "));
+    assert!(wer <= 0.25, "WER {wer:.3}: {}", text.join(" "));
+}
+
+#[test]
+fn end_of_stream_mid_utterance_gives_its_final() {
+    let (path, _) = common::reference_speech().into_iter().next().unwrap();
+    let audio = common::read_audio(&path);
+    let half = &audio[..audio.len() / 2];
+    for live in [false, true] {
+        let mut t = transcriber(live);
+        let out = feed(&mut t, half);
+        let finals: Vec<&Transcript> = out.iter().filter(|s| s.is_final).collect();
+        assert!(!finals.is_empty(), "live {live}: no final");
+        assert!(finals.iter().all(|f| !f.text.is_empty()));
+        let last = finals.last().unwrap();
+        assert!(last.end <= Duration::from_secs_f64(half.len() as f64 / 16_000.0 + 0.01));
+    }
+}
+
+#[test]
+fn shared_live_partials_precede_finals_and_finals_match_file_mode() {
+    // The first six sentences (43 s): every partial re-decodes its utterance so far, so the
+    // whole recording would take minutes here; the element test plays all of it in real time.
+    let (path, _, sentence_ends) = common::long_recording();
+    let sentences = 6;
+    let end = sentence_ends[sentences - 1] + Duration::from_millis(300);
+    let audio = &common::read_wav(&path)[..(end.as_secs_f64() * 16_000.0) as usize];
+    let reference = common::ljspeech_text(1..=sentences);
+
+    let mut file = transcriber(false);
+    let file_text: Vec<String> = feed(&mut file, audio).into_iter().map(|s| s.text).collect();
+    let file_wer = common::wer(&reference, &file_text.join(" "));
+
+    let mut live = transcriber(true);
+    let out = feed(&mut live, audio);
+    let finals: Vec<&Transcript> = out.iter().filter(|s| s.is_final).collect();
+    let live_text: Vec<&str> = finals.iter().map(|s| s.text.as_str()).collect();
+    let live_wer = common::wer(&reference, &live_text.join(" "));
+    eprintln!("file-mode WER {file_wer:.4}, live finals WER {live_wer:.4}, {} finals, {} partials, {} inference calls",
+        finals.len(), out.len() - finals.len(), live.inference_calls());
+    assert!(
+        live_wer <= file_wer + 0.02,
+        "live {live_wer:.4} vs file {file_wer:.4}"
+    );
+    // Each sentence ending is heard: roughly one final per sentence (a long one may be cut).
+    assert!(
+        (sentences..=2 * sentences).contains(&finals.len()),
+        "{} finals for {sentences} sentences",
+        finals.len()
+    );
+
+    // Every final longer than the partial interval was preceded by partials of its utterance,
+    // whose stable words never shrink and always start the partial's text.
+    for f in &finals {
+        let partials: Vec<&Transcript> = out
+            .iter()
+            .take_while(|s| !std::ptr::eq(*s, *f))
+            .filter(|s| !s.is_final && s.utterance_id == f.utterance_id)
+            .collect();
+        if f.end - f.start > Duration::from_millis(2500) {
+            assert!(
+                !partials.is_empty(),
+                "no partial before final {}: {}",
+                f.utterance_id,
+                f.text
+            );
+        }
+        let mut stable = 0;
+        for p in &partials {
+            let n = p.stable_text.split_whitespace().count();
+            assert!(
+                n >= stable,
+                "stable text shrank in utterance {}",
+                f.utterance_id
+            );
+            assert!(
+                p.text.starts_with(&p.stable_text),
+                "{:?} vs {:?}",
+                p.stable_text,
+                p.text
+            );
+            stable = n;
+        }
+    }
+    // Finals do not overlap and go forward in time.
+    for w in finals.windows(2) {
+        assert!(
+            w[1].start >= w[0].end,
+            "{:?} then {:?}",
+            (w[0].start, w[0].end),
+            (w[1].start, w[1].end)
+        );
+    }
+}
