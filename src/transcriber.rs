@@ -31,6 +31,8 @@ const MIN_SPEECH_DYNAMIC_RANGE_DB: f32 = 10.0;
 /// Live decodes shrink the encoder to the audio (much faster on short utterances), keeping
 /// this many positions of margin; whisper.cpp loops on too small a context.
 const AUDIO_CTX_MARGIN: usize = 64;
+/// Contexts below this (about 9 s) made tiny.en loop on short audio here.
+const MIN_FITTED_AUDIO_CTX: usize = 448;
 const FULL_AUDIO_CTX: usize = 1500;
 /// whisper.cpp timestamps count 10 ms steps.
 const SAMPLES_PER_TICK: i64 = SAMPLE_RATE as i64 / 100;
@@ -254,8 +256,8 @@ impl Decoder {
     /// context when the result looks like a repetition loop).
     fn decode(&mut self, audio: &[f32], fit_context: bool) -> Result<Decoded, TranscribeError> {
         if fit_context {
-            let ctx =
-                (audio.len().max(MIN_DECODE_SAMPLES) / 320 + AUDIO_CTX_MARGIN).div_ceil(64) * 64;
+            let ctx = (audio.len() / 320 + AUDIO_CTX_MARGIN).max(MIN_FITTED_AUDIO_CTX);
+            let ctx = ctx.div_ceil(64) * 64;
             if ctx < FULL_AUDIO_CTX {
                 let decoded = self.decode_with_ctx(audio, ctx as i32)?;
                 if !looks_like_a_loop(&decoded, audio.len()) {
@@ -287,6 +289,11 @@ impl Decoder {
         let started = Instant::now();
         self.calls += 1;
         let mut params = self.params.clone();
+        if audio_ctx > 0 {
+            // A fitted decode is a preview: it may not run on much past what the audio holds.
+            let seconds = audio.len() as f32 / SAMPLE_RATE as f32;
+            params.set_max_tokens((seconds * 6.0) as i32 + 10);
+        }
         params.set_n_threads(self.threads.min(crate::scheduler::global().capacity()) as i32);
         params.set_audio_ctx(audio_ctx);
         let result = self.state.full(params, audio);
@@ -479,6 +486,16 @@ impl Transcriber {
 
     /// Adds audio and returns the results it completes.
     pub fn push(&mut self, samples: &[f32]) -> Result<Vec<Transcript>, TranscribeError> {
+        self.push_audio(samples, true)
+    }
+
+    /// Like `push`; with `partial_allowed` false no partial decode runs now (the caller is
+    /// behind real time and sheds partials to catch up; finals are never shed).
+    pub fn push_audio(
+        &mut self,
+        samples: &[f32],
+        partial_allowed: bool,
+    ) -> Result<Vec<Transcript>, TranscribeError> {
         let mut out = Vec::new();
         let clean = samples.iter().map(|s| {
             if s.is_finite() {
@@ -505,7 +522,7 @@ impl Transcriber {
                 }
             }
         }
-        if self.options.live && !self.utterance.is_empty() {
+        if self.options.live && partial_allowed && !self.utterance.is_empty() {
             let interval = duration_to_samples(self.options.partial_interval);
             if self.utterance.len() >= self.partial_at + interval {
                 out.extend(self.partial()?);
@@ -579,7 +596,8 @@ impl Transcriber {
         } else {
             self.position - audio.len() as u64
         };
-        let decoded = self.decoder.decode(&audio, self.options.live);
+        // Finals take the full encoder context: accuracy first; only partials are fitted.
+        let decoded = self.decoder.decode(&audio, false);
         self.utterance = Vec::with_capacity(WINDOW_SAMPLES);
         self.partial_at = 0;
         self.previous_hypothesis.clear();

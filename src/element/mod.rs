@@ -86,6 +86,41 @@ impl ReleaseWatch {
     }
 }
 
+/// An element's worker, from NULL -> READY to READY -> NULL, and the watch that reports its
+/// model's release for as long as the element lives.
+#[derive(Default)]
+pub struct WorkerSlot {
+    worker: Mutex<Option<Arc<Worker>>>,
+    releases: Mutex<Option<ReleaseWatch>>,
+}
+
+impl WorkerSlot {
+    /// NULL -> READY: starts the worker, which gets the model.
+    pub fn start(&self, element: &gst::Element, settings: &Settings, output: Box<dyn Output>) {
+        let mut releases = self.releases.lock().unwrap();
+        let releases = releases.get_or_insert_with(|| ReleaseWatch::new(element));
+        let worker = Worker::start(element, settings, releases, output);
+        *self.worker.lock().unwrap() = Some(Arc::new(worker));
+    }
+
+    /// READY -> NULL: the worker, the stream's whisper state and its model handle go.
+    pub fn stop(&self) {
+        let worker = self.worker.lock().unwrap().take();
+        drop(worker);
+    }
+
+    /// Runs `f` on the worker without holding the lock (pushes may wait for room).
+    pub fn with<R>(&self, f: impl FnOnce(&Worker) -> R) -> Option<R> {
+        let worker = self.worker.lock().unwrap().clone();
+        worker.as_deref().map(f)
+    }
+
+    pub fn push(&self, item: Item) -> Result<gst::FlowSuccess, gst::FlowError> {
+        self.with(|w| w.push(item))
+            .unwrap_or(Err(gst::FlowError::Flushing))
+    }
+}
+
 /// Builds the `whisperstt-transcript` message for one transcript.
 pub fn transcript_message(element: &gst::Element, t: &TimedTranscript) -> gst::Message {
     let tr = &t.transcript;

@@ -113,10 +113,12 @@ impl Stream {
         Ok(finals)
     }
 
-    /// Decodes one audio buffer (mono, 16 kHz) and transcribes what completes.
+    /// Decodes one audio buffer (mono, 16 kHz) and transcribes what completes; a partial
+    /// decode may run only when `caught_up` (live input with no backlog behind it).
     pub fn push(
         &mut self,
         buffer: &gst::BufferRef,
+        caught_up: bool,
     ) -> Result<Vec<TimedTranscript>, TranscribeError> {
         let format = self
             .format
@@ -143,7 +145,7 @@ impl Stream {
             Some(pts) => self.resync(pts)?,
             None => Vec::new(),
         };
-        out.extend(self.transcriber.push(&samples)?);
+        out.extend(self.transcriber.push_audio(&samples, caught_up)?);
         Ok(self.place(out))
     }
 

@@ -16,6 +16,9 @@ use std::time::Instant;
 
 /// Non-live input: the streaming thread waits while this much audio is queued.
 const MAX_QUEUED_NS: u64 = 10_000_000_000;
+/// Live input: partial decodes run only when no more than this much audio waits behind them.
+/// Behind that, partials are shed (finals never are) so the worker catches up.
+const CAUGHT_UP_NS: u64 = 250_000_000;
 
 pub enum Item {
     Caps {
@@ -63,6 +66,8 @@ struct Queue {
     unbounded: bool,
     flushing: bool,
     stopping: bool,
+    /// Counts flushes: results of work started before one are dropped.
+    generation: u64,
     /// The last result of handling an item; returned to the streaming thread.
     flow: Option<gst::FlowError>,
 }
@@ -157,7 +162,9 @@ impl Worker {
     pub fn flush_start(&self) {
         let mut q = self.shared.queue.lock().unwrap();
         q.flushing = true;
-        q.items.clear();
+        q.generation += 1;
+        // Caps are sticky: upstream does not send them again after a flush.
+        q.items.retain(|i| matches!(i, Item::Caps { .. }));
         q.queued_ns = 0;
         self.shared.abort(true);
         self.shared.changed.notify_all();
@@ -212,7 +219,7 @@ fn run(
     }
     let mut stream = Stream::new(transcriber);
     loop {
-        let item = {
+        let (item, work) = {
             let mut q = shared.queue.lock().unwrap();
             loop {
                 if q.stopping {
@@ -221,7 +228,11 @@ fn run(
                 if let Some(item) = q.items.pop_front() {
                     q.queued_ns = q.queued_ns.saturating_sub(item.duration_ns());
                     shared.changed.notify_all();
-                    break item;
+                    let work = Work {
+                        generation: q.generation,
+                        caught_up: q.queued_ns <= CAUGHT_UP_NS,
+                    };
+                    break (item, work);
                 }
                 q = shared.changed.wait(q).unwrap();
             }
@@ -229,8 +240,14 @@ fn run(
         let Some(element) = weak.upgrade() else {
             return;
         };
-        let result = handle(&element, &mut stream, item, output.as_mut(), &shared);
-        if let Err(e) = result {
+        let mut current = Current {
+            output: output.as_mut(),
+            shared: &shared,
+            generation: work.generation,
+        };
+        let result = handle(&element, &mut stream, item, work.caught_up, &mut current);
+        // Flushing is not an error of the stream: the next item after the flush goes on.
+        if let Err(e) = result.filter_flushing() {
             let mut q = shared.queue.lock().unwrap();
             if !q.flushing && !q.stopping {
                 q.flow = Some(e);
@@ -240,20 +257,60 @@ fn run(
     }
 }
 
+struct Work {
+    generation: u64,
+    /// Nothing much waits behind this item: time for a partial decode.
+    caught_up: bool,
+}
+
+/// The element's output, passing on only results of work no flush has overtaken.
+struct Current<'a> {
+    output: &'a mut dyn Output,
+    shared: &'a Shared,
+    generation: u64,
+}
+
+impl Current<'_> {
+    fn stale(&self) -> bool {
+        self.shared.queue.lock().unwrap().generation != self.generation
+    }
+
+    fn transcript(&mut self, t: &TimedTranscript) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if self.stale() {
+            return Err(gst::FlowError::Flushing);
+        }
+        self.output.transcript(t)
+    }
+}
+
+trait FilterFlushing {
+    fn filter_flushing(self) -> Result<gst::FlowSuccess, gst::FlowError>;
+}
+
+impl FilterFlushing for Result<gst::FlowSuccess, gst::FlowError> {
+    fn filter_flushing(self) -> Result<gst::FlowSuccess, gst::FlowError> {
+        match self {
+            Err(gst::FlowError::Flushing) => Ok(gst::FlowSuccess::Ok),
+            other => other,
+        }
+    }
+}
+
 fn handle(
     element: &gst::Element,
     stream: &mut Stream,
     item: Item,
-    output: &mut dyn Output,
-    shared: &Shared,
+    caught_up: bool,
+    current: &mut Current,
 ) -> Result<gst::FlowSuccess, gst::FlowError> {
+    let shared = current.shared;
     let transcripts = match item {
         Item::Caps { caps, live } => {
             if let Err(e) = stream.set_caps(&caps, live) {
                 gst::element_error!(element, gst::StreamError::Format, ("{}", e));
                 return Err(gst::FlowError::NotNegotiated);
             }
-            output.caps(&caps);
+            current.output.caps(&caps);
             Vec::new()
         }
         Item::Segment(segment) => {
@@ -261,19 +318,19 @@ fn handle(
                 gst::element_error!(element, gst::StreamError::Format, ("{}", e));
                 return Err(gst::FlowError::Error);
             }
-            output.segment(&segment);
+            current.output.segment(&segment);
             Vec::new()
         }
-        Item::Buffer(buffer) => result(element, stream.push(&buffer))?,
+        Item::Buffer(buffer) => result(element, stream.push(&buffer, caught_up))?,
         Item::Gap { pts, duration } => {
             let out = result(element, stream.gap(pts, duration))?;
-            output.gap(pts, duration);
+            current.output.gap(pts, duration);
             out
         }
         Item::Drain(done) => {
             let out = result(element, stream.drain());
             for t in out.iter().flatten() {
-                output.transcript(t)?;
+                current.transcript(t)?;
             }
             let _ = done.send(());
             return out.map(|_| gst::FlowSuccess::Ok);
@@ -285,7 +342,7 @@ fn handle(
         }
     };
     for t in &transcripts {
-        output.transcript(t)?;
+        current.transcript(t)?;
     }
     Ok(gst::FlowSuccess::Ok)
 }

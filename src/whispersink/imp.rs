@@ -1,11 +1,11 @@
-use crate::element::{self, Item, Output, ReleaseWatch, Settings, TimedTranscript, Worker};
+use crate::element::{self, Item, Output, Settings, TimedTranscript, WorkerSlot};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use once_cell::sync::Lazy;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
     gst::DebugCategory::new(
@@ -18,9 +18,7 @@ static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
 #[derive(Default)]
 pub struct WhisperSink {
     settings: Mutex<Settings>,
-    /// From NULL -> READY to READY -> NULL.
-    worker: Mutex<Option<Arc<Worker>>>,
-    releases: Mutex<Option<ReleaseWatch>>,
+    worker: WorkerSlot,
 }
 
 /// The worker's results go to the bus.
@@ -46,19 +44,6 @@ impl Output for BusOutput {
         );
         element::post_transcript(&element, t);
         Ok(gst::FlowSuccess::Ok)
-    }
-}
-
-impl WhisperSink {
-    /// Runs `f` on the worker without holding the lock (pushes may wait for room).
-    fn with_worker<R>(&self, f: impl FnOnce(&Worker) -> R) -> Option<R> {
-        let worker = self.worker.lock().unwrap().clone();
-        worker.as_deref().map(f)
-    }
-
-    fn queue(&self, item: Item) -> Result<gst::FlowSuccess, gst::FlowError> {
-        self.with_worker(|w| w.push(item))
-            .unwrap_or(Err(gst::FlowError::Flushing))
     }
 }
 
@@ -130,23 +115,15 @@ impl ElementImpl for WhisperSink {
         if transition == gst::StateChange::NullToReady {
             let obj = self.obj();
             let element: &gst::Element = obj.upcast_ref();
-            let mut releases = self.releases.lock().unwrap();
-            let releases = releases.get_or_insert_with(|| ReleaseWatch::new(element));
             let settings = self.settings.lock().unwrap().clone();
             let output = BusOutput {
                 element: element.downgrade(),
             };
-            *self.worker.lock().unwrap() = Some(Arc::new(Worker::start(
-                element,
-                &settings,
-                releases,
-                Box::new(output),
-            )));
+            self.worker.start(element, &settings, Box::new(output));
         }
         let ret = self.parent_change_state(transition)?;
         if transition == gst::StateChange::ReadyToNull {
-            // The worker (and with it the stream's whisper state and model handle) goes here.
-            *self.worker.lock().unwrap() = None;
+            self.worker.stop();
         }
         Ok(ret)
     }
@@ -155,7 +132,7 @@ impl ElementImpl for WhisperSink {
 impl BaseSinkImpl for WhisperSink {
     /// PAUSED -> READY: drop whatever is still queued.
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        self.with_worker(|w| {
+        self.worker.with(|w| {
             w.flush_start();
             w.flush_stop();
         });
@@ -164,36 +141,37 @@ impl BaseSinkImpl for WhisperSink {
 
     fn set_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
         let live = element::upstream_is_live(&self.obj().static_pad("sink").unwrap());
-        self.queue(Item::Caps {
-            caps: caps.clone(),
-            live,
-        })
-        .map(|_| ())
-        .map_err(|e| gst::loggable_error!(CAT, "cannot take caps {caps}: {e:?}"))
+        self.worker
+            .push(Item::Caps {
+                caps: caps.clone(),
+                live,
+            })
+            .map(|_| ())
+            .map_err(|e| gst::loggable_error!(CAT, "cannot take caps {caps}: {e:?}"))
     }
 
     fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        self.queue(Item::Buffer(buffer.clone()))
+        self.worker.push(Item::Buffer(buffer.clone()))
     }
 
     fn event(&self, event: gst::Event) -> bool {
         match event.view() {
             gst::EventView::Segment(s) => {
-                let _ = self.queue(Item::Segment(s.segment().clone()));
+                let _ = self.worker.push(Item::Segment(s.segment().clone()));
             }
             gst::EventView::Gap(g) => {
                 let (pts, duration) = g.get();
-                let _ = self.queue(Item::Gap { pts, duration });
+                let _ = self.worker.push(Item::Gap { pts, duration });
             }
             // Transcribe what is pending before the sink reports EOS.
             gst::EventView::Eos(_) => {
-                self.with_worker(|w| w.drain());
+                self.worker.with(|w| w.drain());
             }
             gst::EventView::FlushStart(_) => {
-                self.with_worker(|w| w.flush_start());
+                self.worker.with(|w| w.flush_start());
             }
             gst::EventView::FlushStop(_) => {
-                self.with_worker(|w| w.flush_stop());
+                self.worker.with(|w| w.flush_stop());
             }
             _ => {}
         }
@@ -203,12 +181,12 @@ impl BaseSinkImpl for WhisperSink {
     /// Called on pause and flush: a render waiting for room in the queue must return, and
     /// no audio may be lost, so the queue takes it regardless until `unlock_stop`.
     fn unlock(&self) -> Result<(), gst::ErrorMessage> {
-        self.with_worker(|w| w.set_unbounded(true));
+        self.worker.with(|w| w.set_unbounded(true));
         Ok(())
     }
 
     fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
-        self.with_worker(|w| w.set_unbounded(false));
+        self.worker.with(|w| w.set_unbounded(false));
         Ok(())
     }
 }

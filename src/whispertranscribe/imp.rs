@@ -1,9 +1,9 @@
-use crate::element::{self, Item, Output, ReleaseWatch, Settings, TimedTranscript, Worker};
+use crate::element::{self, Item, Output, Settings, TimedTranscript, WorkerSlot};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use once_cell::sync::Lazy;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
     gst::DebugCategory::new(
@@ -23,9 +23,7 @@ pub struct WhisperTranscribe {
     srcpad: gst::Pad,
     sinkpad: gst::Pad,
     settings: Mutex<Settings>,
-    /// From NULL -> READY to READY -> NULL.
-    worker: Mutex<Option<Arc<Worker>>>,
-    releases: Mutex<Option<ReleaseWatch>>,
+    worker: WorkerSlot,
 }
 
 /// The worker's results: finals as timed text buffers, everything on the bus, and the events
@@ -88,19 +86,12 @@ impl Output for TextOutput {
 }
 
 impl WhisperTranscribe {
-    /// Runs `f` on the worker without holding the lock (pushes may wait for room).
-    fn with_worker<R>(&self, f: impl FnOnce(&Worker) -> R) -> Option<R> {
-        let worker = self.worker.lock().unwrap().clone();
-        worker.as_deref().map(f)
-    }
-
     fn sink_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        self.with_worker(|w| w.push(Item::Buffer(buffer)))
-            .unwrap_or(Err(gst::FlowError::Flushing))
+        self.worker.push(Item::Buffer(buffer))
     }
 
     fn queue(&self, item: Item) -> bool {
-        self.with_worker(|w| w.push(item).is_ok()).unwrap_or(false)
+        self.worker.push(item).is_ok()
     }
 
     fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
@@ -120,15 +111,15 @@ impl WhisperTranscribe {
                 self.queue(Item::Gap { pts, duration })
             }
             EventView::Eos(_) => {
-                self.with_worker(|w| w.drain());
+                self.worker.with(|w| w.drain());
                 self.srcpad.push_event(event)
             }
             EventView::FlushStart(_) => {
-                self.with_worker(|w| w.flush_start());
+                self.worker.with(|w| w.flush_start());
                 self.srcpad.push_event(event)
             }
             EventView::FlushStop(_) => {
-                self.with_worker(|w| w.flush_stop());
+                self.worker.with(|w| w.flush_stop());
                 self.srcpad.push_event(event)
             }
             _ => gst::Pad::event_default(pad, Some(&*self.obj()), event),
@@ -190,8 +181,7 @@ impl ObjectSubclass for WhisperTranscribe {
             srcpad,
             sinkpad,
             settings: Mutex::default(),
-            worker: Mutex::default(),
-            releases: Mutex::default(),
+            worker: WorkerSlot::default(),
         }
     }
 }
@@ -268,31 +258,23 @@ impl ElementImpl for WhisperTranscribe {
         if transition == gst::StateChange::NullToReady {
             let obj = self.obj();
             let element: &gst::Element = obj.upcast_ref();
-            let mut releases = self.releases.lock().unwrap();
-            let releases = releases.get_or_insert_with(|| ReleaseWatch::new(element));
             let settings = self.settings.lock().unwrap().clone();
             let output = TextOutput {
                 element: element.downgrade(),
                 srcpad: self.srcpad.clone(),
             };
-            *self.worker.lock().unwrap() = Some(Arc::new(Worker::start(
-                element,
-                &settings,
-                releases,
-                Box::new(output),
-            )));
+            self.worker.start(element, &settings, Box::new(output));
         }
         // Unblock a streaming thread waiting for room before the pads deactivate.
         if transition == gst::StateChange::PausedToReady {
-            self.with_worker(|w| w.flush_start());
+            self.worker.with(|w| w.flush_start());
         }
         let ret = self.parent_change_state(transition)?;
         match transition {
             gst::StateChange::PausedToReady => {
-                self.with_worker(|w| w.flush_stop());
+                self.worker.with(|w| w.flush_stop());
             }
-            // The worker (and with it the stream's whisper state and model handle) goes here.
-            gst::StateChange::ReadyToNull => *self.worker.lock().unwrap() = None,
+            gst::StateChange::ReadyToNull => self.worker.stop(),
             _ => {}
         }
         Ok(ret)

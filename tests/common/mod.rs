@@ -122,6 +122,36 @@ fn number_words(n: u64) -> String {
     }
 }
 
+/// "15th" -> "fifteenth", "21st" -> "twenty first".
+fn ordinal_words(w: &str) -> Option<String> {
+    let digits = w
+        .strip_suffix("st")
+        .or(w.strip_suffix("nd"))
+        .or(w.strip_suffix("rd"))
+        .or(w.strip_suffix("th"))?;
+    let n: u64 = digits.parse().ok().filter(|n| *n < 1_000_000)?;
+    let cardinal = number_words(n);
+    let (head, last) = cardinal
+        .rsplit_once(' ')
+        .map_or(("", cardinal.as_str()), |(h, l)| (h, l));
+    let last = match last {
+        "one" => "first".to_string(),
+        "two" => "second".to_string(),
+        "three" => "third".to_string(),
+        "five" => "fifth".to_string(),
+        "eight" => "eighth".to_string(),
+        "nine" => "ninth".to_string(),
+        "twelve" => "twelfth".to_string(),
+        l if l.ends_with('y') => format!("{}ieth", &l[..l.len() - 1]),
+        l => format!("{l}th"),
+    };
+    Some(if head.is_empty() {
+        last
+    } else {
+        format!("{head} {last}")
+    })
+}
+
 /// Lower case, punctuation dropped, hyphens split, and a number counted as its words.
 pub fn normalize(text: &str) -> Vec<String> {
     let cleaned: String = text
@@ -144,6 +174,10 @@ pub fn normalize(text: &str) -> Vec<String> {
             "dr" => "doctor",
             w => w,
         };
+        if let Some(ordinal) = ordinal_words(w) {
+            words.extend(ordinal.split(' ').map(String::from));
+            continue;
+        }
         match w.parse::<u64>() {
             Ok(n) if n < 1_000_000 => words.extend(number_words(n).split(' ').map(String::from)),
             _ if !w.is_empty() => words.push(w.to_string()),
@@ -237,6 +271,10 @@ fn wer_counts_digits_as_words() {
     );
     assert_eq!(word_errors("a b c d", "a x c"), (2, 4));
     assert_eq!(wer(JFK_TEXT, &JFK_TEXT.to_uppercase()), 0.0);
+    assert_eq!(
+        normalize("the 15th and 21st"),
+        ["the", "fifteenth", "and", "twenty", "first"]
+    );
 }
 
 /// The faster-whisper tiny.en directory that set-up unpacks beside the imported model.
@@ -263,16 +301,7 @@ pub fn reference_speech() -> Vec<(PathBuf, String)> {
 /// Transcribes each clip with a fresh transcriber on `model` (file mode, no GStreamer) and
 /// returns the corpus word error rate.
 pub fn transcriber_wer(model: &Path, clips: &[(PathBuf, String)]) -> f64 {
-    use gstwhisperstt::model::cache::{ContextOptions, Device, ModelCache, ModelKey};
-    use gstwhisperstt::transcriber::{DecodeOptions, StreamOptions, Transcriber};
-    let cache = ModelCache::new();
-    let key = ModelKey::new(model, Device::Cpu, ContextOptions::default()).unwrap();
-    let mut t = Transcriber::new(
-        cache.acquire(&key, None).unwrap(),
-        &DecodeOptions::default(),
-        StreamOptions::default(),
-    )
-    .unwrap();
+    let mut t = transcriber_on(model, false);
     let (mut errors, mut words) = (0, 0);
     for (path, reference) in clips {
         t.reset();
@@ -349,4 +378,26 @@ pub fn ljspeech_text(clips: std::ops::RangeInclusive<usize>) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A transcriber on the default model, in live or file mode, with its own cache.
+pub fn transcriber(live: bool) -> gstwhisperstt::transcriber::Transcriber {
+    transcriber_on(&model_path(), live)
+}
+
+pub fn transcriber_on(model: &Path, live: bool) -> gstwhisperstt::transcriber::Transcriber {
+    use gstwhisperstt::model::cache::{ContextOptions, Device, ModelCache, ModelKey};
+    use gstwhisperstt::transcriber::{DecodeOptions, StreamOptions, Transcriber};
+    let cache = ModelCache::new();
+    let key = ModelKey::new(model, Device::Cpu, ContextOptions::default()).unwrap();
+    let options = StreamOptions {
+        live,
+        ..StreamOptions::default()
+    };
+    Transcriber::new(
+        cache.acquire(&key, None).unwrap(),
+        &DecodeOptions::default(),
+        options,
+    )
+    .unwrap()
 }

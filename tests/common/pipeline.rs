@@ -124,3 +124,41 @@ pub fn rss_bytes() -> u64 {
 pub fn clock(s: &gst::Structure, field: &str) -> gst::ClockTime {
     s.get::<gst::ClockTime>(field).unwrap()
 }
+
+/// Pushes `samples` through a `whispertranscribe` harness in 100 ms F32 buffers, after a
+/// segment starting at `segment_start`; `timing(i)` gives buffer i's PTS and whether it is a
+/// DISCONT. Returns the text buffers (PTS, text) after EOS.
+pub fn harness_transcribe(
+    samples: &[f32],
+    segment_start: gst::ClockTime,
+    timing: impl Fn(usize) -> (gst::ClockTime, bool),
+) -> Vec<(gst::ClockTime, String)> {
+    init();
+    let mut h = gst_check::Harness::new("whispertranscribe");
+    h.set_src_caps_str("audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved");
+    h.play();
+    let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
+    segment.set_start(segment_start);
+    segment.set_time(segment_start);
+    assert!(h.push_event(gst::event::Segment::new(&segment)));
+    for (i, c) in samples.chunks(1600).enumerate() {
+        let mut b =
+            gst::Buffer::from_slice(c.iter().flat_map(|s| s.to_le_bytes()).collect::<Vec<u8>>());
+        let (pts, discont) = timing(i);
+        let b_mut = b.get_mut().unwrap();
+        b_mut.set_pts(pts);
+        if discont {
+            b_mut.set_flags(gst::BufferFlags::DISCONT);
+        }
+        assert_eq!(h.push(b), Ok(gst::FlowSuccess::Ok));
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    let mut out = Vec::new();
+    while let Some(b) = h.try_pull() {
+        out.push((
+            b.pts().unwrap(),
+            String::from_utf8(b.map_readable().unwrap().to_vec()).unwrap(),
+        ));
+    }
+    out
+}

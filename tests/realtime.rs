@@ -1,0 +1,139 @@
+//! Live input in real time: partials before finals, finals within the latency, accuracy.
+//! Alone in its test binary, so nothing else competes for the CPU while the clock runs.
+
+mod common;
+
+use common::pipeline::{self, clock};
+use gst::prelude::*;
+use std::time::{Duration, Instant};
+
+/// Plays `samples` into `sink_description` from a live appsrc, in real time, in 100 ms buffers.
+/// Returns every transcript message with the wall-clock time it arrived, measured from the
+/// moment the first sample was due.
+fn play_live(samples: &[f32], sink_description: &str) -> Vec<(Duration, gst::Structure)> {
+    let p = pipeline::launch(&format!(
+        "appsrc name=src is-live=true format=time do-timestamp=false \
+         caps=audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved ! {sink_description}"
+    ));
+    let src: gst_app::AppSrc = p.by_name("src").unwrap().downcast().unwrap();
+    let bus = p.bus().unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    let started = Instant::now();
+    let feeder = {
+        let samples = samples.to_vec();
+        std::thread::spawn(move || {
+            for (i, chunk) in samples.chunks(1600).enumerate() {
+                let due = Duration::from_millis(100 * (i as u64 + 1));
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+                let mut b = gst::Buffer::from_slice(
+                    chunk
+                        .iter()
+                        .flat_map(|s| s.to_le_bytes())
+                        .collect::<Vec<u8>>(),
+                );
+                let b_mut = b.get_mut().unwrap();
+                b_mut.set_pts(gst::ClockTime::from_mseconds(100 * i as u64));
+                b_mut.set_duration(gst::ClockTime::from_mseconds(100));
+                if src.push_buffer(b).is_err() {
+                    return;
+                }
+            }
+            let _ = src.end_of_stream();
+        })
+    };
+    let mut out = Vec::new();
+    let limit = Duration::from_secs_f64(samples.len() as f64 / 16_000.0 + 60.0);
+    loop {
+        let msg = bus
+            .timed_pop(gst::ClockTime::from_mseconds(200))
+            .filter(|_| true);
+        assert!(started.elapsed() < limit, "live pipeline did not finish");
+        let Some(msg) = msg else { continue };
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("{} ({:?})", e.error(), e.debug()),
+            gst::MessageView::Element(e) => {
+                let s = e.structure().unwrap();
+                if s.name() == "whisperstt-transcript" {
+                    out.push((started.elapsed(), s.to_owned()));
+                }
+            }
+            _ => {}
+        }
+    }
+    feeder.join().unwrap();
+    p.set_state(gst::State::Null).unwrap();
+    out
+}
+
+#[test]
+fn shared_long_recording_live_in_real_time() {
+    let (path, reference, _) = common::long_recording();
+    let audio = common::read_wav(&path);
+    let latency = Duration::from_millis(3000);
+    let messages = play_live(&audio, "whispersink name=live latency=3000");
+
+    let finals: Vec<&(Duration, gst::Structure)> = messages
+        .iter()
+        .filter(|(_, s)| s.get::<bool>("is-final").unwrap())
+        .collect();
+    let text: Vec<&str> = finals
+        .iter()
+        .map(|(_, s)| s.get::<&str>("text").unwrap())
+        .collect();
+    let live_wer = common::wer(&reference, &text.join(" "));
+    let file = pipeline::run(&format!("{} ! whispersink", pipeline::source(&path)));
+    let file_wer = common::wer(&reference, &file.text());
+
+    for (arrived, m) in &messages {
+        eprintln!(
+            "{:>7.2} s {} {:>6.2}..{:>6.2} inference {:>5.0} ms: {}",
+            arrived.as_secs_f64(),
+            if m.get::<bool>("is-final").unwrap() {
+                "final  "
+            } else {
+                "partial"
+            },
+            clock(m, "start").seconds_f64(),
+            clock(m, "end").seconds_f64(),
+            clock(m, "inference-time").mseconds() as f64,
+            m.get::<&str>("text").unwrap()
+        );
+    }
+    let mut worst = Duration::ZERO;
+    for (arrived, f) in &finals {
+        let id = f.get::<u64>("utterance-id").unwrap();
+        let end = Duration::from_nanos(clock(f, "end").nseconds());
+        let start = Duration::from_nanos(clock(f, "start").nseconds());
+        let delay = arrived.saturating_sub(end);
+        worst = worst.max(delay);
+        assert!(
+            delay <= latency + Duration::from_millis(500),
+            "final {id} came {delay:?} after its end: {}",
+            f.get::<&str>("text").unwrap()
+        );
+        let partials = messages
+            .iter()
+            .filter(|(t, s)| {
+                t < arrived
+                    && !s.get::<bool>("is-final").unwrap()
+                    && s.get::<u64>("utterance-id").unwrap() == id
+            })
+            .count();
+        if end - start > Duration::from_millis(2500) {
+            assert!(partials >= 1, "no partial before final {id}");
+        }
+        assert_eq!(f.get::<&str>("element").unwrap(), "live");
+    }
+    eprintln!(
+        "live: {} finals, {} partials, worst final delay {worst:?}; WER live {live_wer:.4}, file {file_wer:.4}",
+        finals.len(),
+        messages.len() - finals.len()
+    );
+    assert!(
+        live_wer <= file_wer + 0.02,
+        "live WER {live_wer:.4}, file {file_wer:.4}"
+    );
+}
