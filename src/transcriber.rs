@@ -462,10 +462,6 @@ impl Transcriber {
         self.position
     }
 
-    pub fn is_live(&self) -> bool {
-        self.options.live
-    }
-
     /// Switches between live (partials) and file mode; takes effect from the next audio.
     pub fn set_live(&mut self, live: bool) {
         self.options.live = live;

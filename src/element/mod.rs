@@ -29,6 +29,11 @@ pub fn sink_caps() -> gst::Caps {
         .build()
 }
 
+/// A duration as a GStreamer clock time.
+pub fn clock_time(d: std::time::Duration) -> gst::ClockTime {
+    gst::ClockTime::from_nseconds(d.as_nanos() as u64)
+}
+
 /// Posts a `whisperstt-model` message for a cache event.
 pub fn post_model_event(element: &gst::Element, event: &ModelEvent) {
     let mut s = gst::Structure::builder(MODEL_MESSAGE)
@@ -41,10 +46,7 @@ pub fn post_model_event(element: &gst::Element, event: &ModelEvent) {
         .field("element", element.name().as_str())
         .build();
     if let Some(t) = event.load_time {
-        s.set(
-            "load-time",
-            gst::ClockTime::from_nseconds(t.as_nanos() as u64),
-        );
+        s.set("load-time", clock_time(t));
     }
     if let Some(e) = &event.error {
         s.set("error", e.to_string());
@@ -124,7 +126,6 @@ impl WorkerSlot {
 /// Builds the `whisperstt-transcript` message for one transcript.
 pub fn transcript_message(element: &gst::Element, t: &TimedTranscript) -> gst::Message {
     let tr = &t.transcript;
-    let ns = |d: std::time::Duration| gst::ClockTime::from_nseconds(d.as_nanos() as u64);
     let words = gst::List::new(tr.words.iter().map(|w| {
         gst::Structure::builder("word")
             .field("text", w.text.as_str())
@@ -146,8 +147,8 @@ pub fn transcript_message(element: &gst::Element, t: &TimedTranscript) -> gst::M
         .field("avg-logprob", tr.avg_logprob as f64)
         .field("no-speech-prob", tr.no_speech_prob as f64)
         .field("words", words)
-        .field("inference-time", ns(tr.inference_time))
-        .field("audio-duration", ns(tr.audio_duration))
+        .field("inference-time", clock_time(tr.inference_time))
+        .field("audio-duration", clock_time(tr.audio_duration))
         .field("model", t.model.as_str())
         .field("device", t.device.as_str())
         .field("element", element.name().as_str())

@@ -26,7 +26,7 @@ pub struct TimedTranscript {
 impl TimedTranscript {
     /// A time the transcriber reports (from its sample 0) on the input's timeline.
     pub fn pts_of(&self, offset: Duration) -> ClockTime {
-        self.origin + ClockTime::from_nseconds(offset.as_nanos() as u64)
+        self.origin + super::clock_time(offset)
     }
 }
 
@@ -180,10 +180,8 @@ impl Stream {
         transcripts
             .into_iter()
             .map(|transcript| {
-                let pts = origin + ClockTime::from_nseconds(transcript.start.as_nanos() as u64);
-                let duration = ClockTime::from_nseconds(
-                    transcript.end.saturating_sub(transcript.start).as_nanos() as u64,
-                );
+                let pts = origin + super::clock_time(transcript.start);
+                let duration = super::clock_time(transcript.end.saturating_sub(transcript.start));
                 TimedTranscript {
                     running_time: self.segment.to_running_time(pts),
                     stream_time: self.segment.to_stream_time(pts),
