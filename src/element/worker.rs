@@ -5,7 +5,7 @@
 
 use super::stream::{Stream, TimedTranscript};
 use super::{post_model_event, ReleaseWatch, Settings};
-use crate::model::cache::{self, Acquisition, ModelAction, ModelEvent, ModelKey};
+use crate::model::cache::{self, ModelKey};
 use crate::model::{locate, ModelError};
 use crate::transcriber::{TranscribeError, Transcriber};
 use gst::prelude::*;
@@ -385,57 +385,21 @@ fn load(
         let path = locate::resolve(&settings.model)?;
         let key = ModelKey::new(&path, settings.device()?, settings.context_options())?;
         *key_slot.lock().unwrap() = Some(key.clone());
-        let handle = cache::global().acquire(&key, settings.idle_timeout());
-        Ok((key, handle))
+        Ok(cache::global().acquire_reporting(&key, settings.idle_timeout()))
     })();
     let result = match acquired {
-        Ok((key, Ok(handle))) => {
+        Ok((handle, event)) => {
             if let Some(e) = weak.upgrade() {
-                let action = match handle.acquisition() {
-                    Acquisition::Loaded => ModelAction::Loaded,
-                    Acquisition::Joined => ModelAction::Joined,
-                    Acquisition::Reused => ModelAction::Reused,
-                };
-                let live_handles = cache::global()
-                    .stats()
-                    .model(&key)
-                    .map_or(0, |m| m.live_handles);
-                post_model_event(
-                    &e,
-                    &ModelEvent {
-                        action,
-                        load_time: Some(handle.load_time()),
-                        bytes: handle.bytes(),
-                        live_handles,
-                        loads: cache::global().loads_of(&key),
-                        error: None,
-                        key,
-                    },
-                );
+                post_model_event(&e, &event);
             }
-            Transcriber::new(
-                handle,
-                &settings.decode_options(),
-                settings.stream_options(),
-            )
-            .map_err(|e| e.to_string())
-        }
-        Ok((key, Err(e))) => {
-            if let Some(el) = weak.upgrade() {
-                post_model_event(
-                    &el,
-                    &ModelEvent {
-                        action: ModelAction::Failed,
-                        loads: cache::global().loads_of(&key),
-                        key,
-                        load_time: None,
-                        bytes: 0,
-                        live_handles: 0,
-                        error: Some(e.clone()),
-                    },
-                );
-            }
-            Err(e.to_string())
+            handle.map_err(|e| e.to_string()).and_then(|handle| {
+                Transcriber::new(
+                    handle,
+                    &settings.decode_options(),
+                    settings.stream_options(),
+                )
+                .map_err(|e| e.to_string())
+            })
         }
         Err(e) => Err(e.to_string()),
     };

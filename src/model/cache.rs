@@ -579,6 +579,17 @@ impl ModelCache {
         key: &ModelKey,
         idle_timeout: Option<IdleTimeout>,
     ) -> Result<ModelHandle, ModelError> {
+        self.acquire_reporting(key, idle_timeout).0
+    }
+
+    /// [`acquire`](Self::acquire), also returning the event this acquisition was reported as
+    /// (loaded, joined, reused or failed), taken under the cache's lock, so a caller can pass
+    /// it on (the elements post it on their bus).
+    pub fn acquire_reporting(
+        &self,
+        key: &ModelKey,
+        idle_timeout: Option<IdleTimeout>,
+    ) -> (Result<ModelHandle, ModelError>, ModelEvent) {
         let handle = |model: Arc<LoadedModel>, acquisition| ModelHandle {
             model,
             cache: self.inner.clone(),
@@ -597,23 +608,28 @@ impl ModelCache {
                 let (model, handles) = (model.clone(), *handles);
                 let ev = self.inner.event(&t, ModelAction::Reused, &model, handles);
                 drop(t);
-                self.inner.emit(ev);
-                return Ok(handle(model, Acquisition::Reused));
+                self.inner.emit(ev.clone());
+                return (Ok(handle(model, Acquisition::Reused)), ev);
             }
             Some(Entry::Loading { pending, waiters }) => {
                 *waiters += 1;
                 let pending = pending.clone();
                 drop(t);
-                let model = pending.wait()?;
+                let result = pending.wait();
                 let t = self.inner.table.lock().unwrap();
+                let model = match result {
+                    Ok(model) => model,
+                    // The loader reported the failure to subscribers already.
+                    Err(e) => return (Err(e.clone()), failed_event(&t, key, e)),
+                };
                 let handles = match t.entries.get(key) {
                     Some(Entry::Ready { handles, .. }) => *handles,
                     _ => 0,
                 };
                 let ev = self.inner.event(&t, ModelAction::Joined, &model, handles);
                 drop(t);
-                self.inner.emit(ev);
-                return Ok(handle(model, Acquisition::Joined));
+                self.inner.emit(ev.clone());
+                return (Ok(handle(model, Acquisition::Joined)), ev);
             }
             None => {
                 let pending = Arc::new(Pending::default());
@@ -670,21 +686,13 @@ impl ModelCache {
             }
             Err(e) => {
                 t.failed_loads += 1;
-                ModelEvent {
-                    action: ModelAction::Failed,
-                    key: key.clone(),
-                    load_time: None,
-                    bytes: key.size,
-                    live_handles: 0,
-                    loads: t.loads_of(key),
-                    error: Some(e.clone()),
-                }
+                failed_event(&t, key, e.clone())
             }
         };
         drop(t);
         pending.complete(result.clone());
-        self.inner.emit(event);
-        result.map(|m| handle(m, Acquisition::Loaded))
+        self.inner.emit(event.clone());
+        (result.map(|m| handle(m, Acquisition::Loaded)), event)
     }
 
     /// Resolves a model name or path (see [`locate::resolve`]) and acquires it: what an
@@ -784,6 +792,18 @@ impl ModelCache {
             cache: Arc::downgrade(&self.inner),
             id,
         }
+    }
+}
+
+fn failed_event(t: &Table, key: &ModelKey, error: ModelError) -> ModelEvent {
+    ModelEvent {
+        action: ModelAction::Failed,
+        key: key.clone(),
+        load_time: None,
+        bytes: key.size,
+        live_handles: 0,
+        loads: t.loads_of(key),
+        error: Some(error),
     }
 }
 
