@@ -180,7 +180,8 @@ impl Worker {
 }
 
 impl Drop for Worker {
-    /// Stops within one encoder pass: the running inference is aborted.
+    /// Stops within one encoder pass: the running inference is aborted; a load in progress
+    /// is not waited for.
     fn drop(&mut self) {
         {
             let mut q = self.shared.queue.lock().unwrap();
@@ -189,7 +190,11 @@ impl Drop for Worker {
         }
         self.shared.abort(true);
         self.shared.changed.notify_all();
-        if let Some(t) = self.thread.take() {
+        // Still loading: a state change must not wait for a load, so the thread is left to
+        // finish it; it then sees `stopping` and exits, dropping the model handle. Once
+        // loaded, joining waits at most for the aborted decode.
+        let loaded = self.shared.abort.lock().unwrap().is_some();
+        if let Some(t) = self.thread.take().filter(|_| loaded) {
             let _ = t.join();
         }
     }
