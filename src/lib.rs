@@ -5,6 +5,7 @@
 
 pub mod model;
 pub mod scheduler;
+pub mod subtitles;
 pub mod transcriber;
 pub mod vad;
 

@@ -9,7 +9,7 @@
 use crate::model::cache::ModelHandle;
 use crate::vad::{dynamic_range_db, EnergyVad, VadConfig, VadEvent, FRAME_SAMPLES};
 use std::collections::VecDeque;
-use std::ffi::c_void;
+use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,6 +61,21 @@ pub struct DecodeOptions {
     /// 0 or 1: greedy; more: beam search of that width.
     pub beam_size: u32,
     pub word_timestamps: bool,
+    /// Text that primes every decode (names, spelling, style).
+    pub initial_prompt: String,
+    /// Prime each utterance's decode with the stream's previous final (never another
+    /// stream's: the context lives in this transcriber).
+    pub carry_context: bool,
+    /// Sampling temperature of the first attempt (0: the most likely tokens).
+    pub temperature: f32,
+    /// Step by which whisper.cpp raises the temperature and retries a decode that looks
+    /// wrong (too repetitive or improbable); 0 turns the fallback off.
+    pub temperature_increment: f32,
+    /// A segment whose no-speech probability is above this and whose tokens are improbable
+    /// is dropped as silence.
+    pub no_speech_threshold: f32,
+    /// Never emit non-speech tokens (music notes, bracketed sound descriptions).
+    pub suppress_non_speech: bool,
 }
 
 /// Inference threads by default: the machine's cores, at most 8 (whisper.cpp gains little past that).
@@ -79,6 +94,12 @@ impl Default for DecodeOptions {
             threads: default_threads(),
             beam_size: 0,
             word_timestamps: false,
+            initial_prompt: String::new(),
+            carry_context: false,
+            temperature: 0.0,
+            temperature_increment: 0.2,
+            no_speech_threshold: 0.6,
+            suppress_non_speech: true,
         }
     }
 }
@@ -89,6 +110,25 @@ pub fn whisper_language(code: &str) -> Option<&'static str> {
         return Some("auto");
     }
     whisper_rs::get_lang_id(code).and_then(whisper_rs::get_lang_str)
+}
+
+/// The Whisper language for a BCP-47 tag (`en-US`, `pt-BR`, `zh-Hant-TW`): its primary
+/// subtag, where Whisper spells a language differently from BCP-47 mapped to Whisper's code.
+/// An empty tag or `auto` is detection.
+pub fn language_for_bcp47(tag: &str) -> Option<&'static str> {
+    let tag = tag.trim().to_lowercase();
+    let primary = tag.split(['-', '_']).next().unwrap_or_default();
+    let code = match primary {
+        "" | "auto" | "und" => "auto",
+        "iw" => "he",
+        "jv" => "jw",
+        "in" => "id",
+        "nb" | "nn" => "no",
+        "fil" => "tl",
+        "cmn" => "zh",
+        other => other,
+    };
+    whisper_language(code)
 }
 
 /// How the stream is cut into utterances and when results come.
@@ -192,26 +232,55 @@ struct Decoder {
     state: WhisperState,
     params: FullParams<'static, 'static>,
     model: ModelHandle,
+    options: DecodeOptions,
+    /// What the stream asked for: a language, or `auto`.
+    requested_language: &'static str,
+    /// The language decodes use: the requested one, or the one detected first.
     language: &'static str,
-    word_timestamps: bool,
+    /// `initial_prompt`, tokenized.
+    prompt_tokens: Vec<c_int>,
+    /// The previous final's tokens, with `carry_context`.
+    context_tokens: Vec<c_int>,
     abort: Arc<AtomicBool>,
-    threads: u32,
     calls: u64,
 }
 
+/// Prompt tokens whisper.cpp takes at most (half its text context).
+const MAX_PROMPT_TOKENS: usize = 223;
+
 impl Decoder {
     fn new(model: ModelHandle, options: &DecodeOptions) -> Result<Self, TranscribeError> {
-        let multilingual = model.context().is_multilingual();
+        let state = model
+            .context()
+            .create_state()
+            .map_err(|e| TranscribeError::State(e.to_string()))?;
+        let mut decoder = Decoder {
+            state,
+            params: FullParams::new(SamplingStrategy::Greedy { best_of: 1 }),
+            model,
+            options: options.clone(),
+            requested_language: "en",
+            language: "en",
+            prompt_tokens: Vec::new(),
+            context_tokens: Vec::new(),
+            abort: Arc::new(AtomicBool::new(false)),
+            calls: 0,
+        };
+        decoder.configure(options)?;
+        Ok(decoder)
+    }
+
+    /// Builds the parameters for `options`. Done once per stream and on each change of the
+    /// options, then cloned per call: the setters leak a little on every call.
+    fn configure(&mut self, options: &DecodeOptions) -> Result<(), TranscribeError> {
+        let multilingual = self.model.context().is_multilingual();
         let language = if multilingual {
             whisper_language(&options.language)
                 .ok_or_else(|| TranscribeError::UnknownLanguage(options.language.clone()))?
         } else {
             "en"
         };
-        let state = model
-            .context()
-            .create_state()
-            .map_err(|e| TranscribeError::State(e.to_string()))?;
+        let prompt_tokens = self.tokenize(&options.initial_prompt)?;
         let strategy = if options.beam_size > 1 {
             SamplingStrategy::BeamSearch {
                 beam_size: options.beam_size as i32,
@@ -220,36 +289,92 @@ impl Decoder {
         } else {
             SamplingStrategy::Greedy { best_of: 1 }
         };
-        let abort = Arc::new(AtomicBool::new(false));
-        // Built once per stream and cloned per call: the setters leak a little on every call.
         let mut params = FullParams::new(strategy);
         params.set_n_threads(options.threads.max(1) as i32);
         params.set_language(Some(language));
         params.set_translate(options.translate && multilingual);
-        // Each utterance stands alone: a hallucination cannot feed the next one.
+        // The stream's own context is passed as prompt tokens (see `prompt`), so whisper.cpp
+        // keeps none between calls: a partial's text never primes the final of its own audio.
         params.set_no_context(true);
         params.set_token_timestamps(options.word_timestamps);
+        params.set_temperature(options.temperature);
+        params.set_temperature_inc(options.temperature_increment);
+        params.set_no_speech_thold(options.no_speech_threshold);
+        params.set_suppress_blank(true);
+        params.set_suppress_nst(options.suppress_non_speech);
         params.set_print_special(false);
         params.set_print_progress(false);
         params.set_print_realtime(false);
         params.set_print_timestamps(false);
         // The safe abort setter is unsound (engine notes): use the raw one with a flag.
-        // SAFETY: the callback only reads the AtomicBool, which `abort` keeps alive as long
-        // as the decoder (and so every clone of these parameters) lives.
+        // SAFETY: the callback only reads the AtomicBool, which `self.abort` keeps alive as
+        // long as the decoder (and so every clone of these parameters) lives.
         unsafe {
             params.set_abort_callback(Some(abort_requested));
-            params.set_abort_callback_user_data(Arc::as_ptr(&abort) as *mut c_void);
+            params.set_abort_callback_user_data(Arc::as_ptr(&self.abort) as *mut c_void);
         }
-        Ok(Decoder {
-            state,
-            params,
-            model,
-            language,
-            word_timestamps: options.word_timestamps,
-            abort,
-            threads: options.threads.max(1),
-            calls: 0,
-        })
+        if !options.carry_context {
+            self.context_tokens.clear();
+        }
+        self.params = params;
+        self.requested_language = language;
+        self.language = language;
+        self.prompt_tokens = prompt_tokens;
+        self.options = options.clone();
+        Ok(())
+    }
+
+    fn tokenize(&self, text: &str) -> Result<Vec<c_int>, TranscribeError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A leading space: the prompt reads as text that came before, like a decode's output.
+        let tokens = self
+            .model
+            .context()
+            .tokenize(&format!(" {text}"), 4 * text.len() + 8)
+            .map_err(|e| TranscribeError::Input(format!("cannot tokenize '{text}': {e}")))?;
+        Ok(tokens)
+    }
+
+    /// The tokens that prime the next decode: the initial prompt, then the carried context,
+    /// cut from the front to what whisper.cpp takes.
+    fn prompt(&self) -> Vec<c_int> {
+        let mut prompt: Vec<c_int> = self
+            .prompt_tokens
+            .iter()
+            .chain(&self.context_tokens)
+            .copied()
+            .collect();
+        let excess = prompt.len().saturating_sub(MAX_PROMPT_TOKENS);
+        prompt.drain(..excess);
+        prompt
+    }
+
+    /// Called with each final's text: the context for the next utterance of this stream.
+    fn remember(&mut self, text: &str) {
+        if self.options.carry_context {
+            self.context_tokens = self.tokenize(text).unwrap_or_default();
+        }
+    }
+
+    /// Language detection runs on the stream's first decode only; later decodes use what it
+    /// found (detection costs an extra encoder pass per call).
+    fn settle_language(&mut self, detected: &'static str) {
+        if self.language == "auto" && detected != "auto" {
+            self.language = detected;
+            self.params.set_language(Some(detected));
+        }
+    }
+
+    /// A new stream (a flush): no context, and the language is detected again.
+    fn reset(&mut self) {
+        self.context_tokens.clear();
+        if self.language != self.requested_language {
+            self.language = self.requested_language;
+            self.params.set_language(Some(self.requested_language));
+        }
     }
 
     /// Decodes `audio`; `fit_context` sizes the encoder to it (falling back to the full
@@ -282,20 +407,23 @@ impl Decoder {
         } else {
             audio
         };
-        let permit = crate::scheduler::global().acquire(self.threads);
+        let threads = self.options.threads.max(1);
+        let prompt = self.prompt();
+        let permit = crate::scheduler::global().acquire(threads);
         if self.abort.load(Ordering::Relaxed) {
             return Err(TranscribeError::Aborted);
         }
         let started = Instant::now();
         self.calls += 1;
-        let mut params = self.params.clone();
+        let mut params: FullParams<'static, '_> = self.params.clone();
         if audio_ctx > 0 {
             // A fitted decode is a preview: it may not run on much past what the audio holds.
             let seconds = audio.len() as f32 / SAMPLE_RATE as f32;
             params.set_max_tokens((seconds * 6.0) as i32 + 10);
         }
-        params.set_n_threads(self.threads.min(crate::scheduler::global().capacity()) as i32);
+        params.set_n_threads(threads.min(crate::scheduler::global().capacity()) as i32);
         params.set_audio_ctx(audio_ctx);
+        params.set_tokens(&prompt);
         let result = self.state.full(params, audio);
         drop(permit);
         if self.abort.load(Ordering::Relaxed) {
@@ -340,7 +468,7 @@ impl Decoder {
                 let data = tok.token_data();
                 logprob_sum += data.plog;
                 tokens += 1;
-                if !self.word_timestamps {
+                if !self.options.word_timestamps {
                     continue;
                 }
                 let piece = tok
@@ -474,6 +602,24 @@ impl Transcriber {
         }
     }
 
+    /// Changes how decodes are made, from the next decode on (properties changed while
+    /// playing). An error leaves the previous options in place.
+    pub fn set_decode_options(&mut self, options: &DecodeOptions) -> Result<(), TranscribeError> {
+        if *options != self.decoder.options {
+            self.decoder.configure(options)?;
+        }
+        Ok(())
+    }
+
+    /// Tokens of this stream's previous final that prime the next decode (`carry_context`).
+    pub fn carried_context_tokens(&self) -> usize {
+        self.decoder.context_tokens.len()
+    }
+
+    pub fn decode_options(&self) -> &DecodeOptions {
+        &self.decoder.options
+    }
+
     /// A flag that, once set, makes the running and every later decode stop early with
     /// `Aborted` until it is cleared.
     pub fn abort_flag(&self) -> Arc<AtomicBool> {
@@ -600,7 +746,12 @@ impl Transcriber {
         self.stable_words = 0;
         let id = self.next_utterance;
         self.next_utterance += 1;
-        let result = self.transcript(decoded?, start, audio.len(), id, true);
+        let decoded = decoded?;
+        self.decoder.settle_language(decoded.language);
+        let result = self.transcript(decoded, start, audio.len(), id, true);
+        if let Some(t) = &result {
+            self.decoder.remember(&t.text);
+        }
         Ok(result.into_iter().collect())
     }
 
@@ -720,6 +871,13 @@ impl Transcriber {
 
     /// Forgets pending audio and restarts the timeline at zero (a new stream or a flush).
     pub fn reset(&mut self) {
+        self.decoder.reset();
+        self.restart_timeline();
+    }
+
+    /// Drops pending audio and restarts the timeline at zero, keeping the stream's context
+    /// (its timestamps went back: a new file after concat, a loop).
+    pub fn restart_timeline(&mut self) {
         self.position = 0;
         self.discard();
     }

@@ -2,29 +2,38 @@
 //! the state-change path, turning buffers into transcripts with timestamps, and the bus
 //! messages they post.
 
+mod convert;
 mod settings;
 mod stream;
 mod worker;
 
-pub use settings::Settings;
+pub use settings::{ElementKind, Granularity, Settings};
 pub use stream::TimedTranscript;
 pub use worker::{Item, Output, Worker};
 
 use crate::model::cache::{self, ModelAction, ModelEvent, ModelKey, Subscription};
 use gst::prelude::*;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The structure name of transcript messages.
 pub const TRANSCRIPT_MESSAGE: &str = "whisperstt-transcript";
+/// The downstream custom event after each final's text, as GStreamer's other transcribers
+/// send it.
+pub const FINAL_TRANSCRIPT_EVENT: &str = "rstranscribe/final-transcript";
 /// The structure name of model cache messages.
 pub const MODEL_MESSAGE: &str = "whisperstt-model";
 
-/// Sink caps: what whisper.cpp takes, in the two sample formats audio sources produce most.
+/// Sink caps: 16- and 32-bit audio at any rate and channel count, converted inside to what
+/// whisper.cpp takes (16 kHz mono f32) by GStreamer's own audio converter.
 pub fn sink_caps() -> gst::Caps {
     gst::Caps::builder("audio/x-raw")
-        .field("format", gst::List::new(["S16LE", "F32LE"]))
-        .field("rate", crate::transcriber::SAMPLE_RATE as i32)
-        .field("channels", 1i32)
+        .field(
+            "format",
+            gst::List::new(["S16LE", "S16BE", "F32LE", "F32BE"]),
+        )
+        .field("rate", gst::IntRange::new(1i32, i32::MAX))
+        .field("channels", gst::IntRange::new(1i32, 64))
         .field("layout", "interleaved")
         .build()
 }
@@ -88,12 +97,13 @@ impl ReleaseWatch {
     }
 }
 
-/// An element's worker, from NULL -> READY to READY -> NULL, and the watch that reports its
-/// model's release for as long as the element lives.
+/// An element's worker, from NULL -> READY to READY -> NULL, the watch that reports its
+/// model's release for as long as the element lives, and the delay of finals it observed.
 #[derive(Default)]
 pub struct WorkerSlot {
     worker: Mutex<Option<Arc<Worker>>>,
     releases: Mutex<Option<ReleaseWatch>>,
+    max_delay_ms: Arc<AtomicU32>,
 }
 
 impl WorkerSlot {
@@ -101,7 +111,14 @@ impl WorkerSlot {
     pub fn start(&self, element: &gst::Element, settings: &Settings, output: Box<dyn Output>) {
         let mut releases = self.releases.lock().unwrap();
         let releases = releases.get_or_insert_with(|| ReleaseWatch::new(element));
-        let worker = Worker::start(element, settings, releases, output);
+        self.max_delay_ms.store(0, Ordering::Relaxed);
+        let worker = Worker::start(
+            element,
+            settings,
+            releases,
+            self.max_delay_ms.clone(),
+            output,
+        );
         *self.worker.lock().unwrap() = Some(Arc::new(worker));
     }
 
@@ -121,6 +138,51 @@ impl WorkerSlot {
         self.with(|w| w.push(item))
             .unwrap_or(Err(gst::FlowError::Flushing))
     }
+}
+
+/// Property glue both elements share: stores the value (a value that cannot work is refused
+/// with a warning naming it) and hands the new settings to a running worker, which applies
+/// the decoding ones from its next decode.
+pub fn set_property(
+    element: &gst::Element,
+    cat: gst::DebugCategory,
+    settings: &Mutex<Settings>,
+    worker: &WorkerSlot,
+    value: &gst::glib::Value,
+    pspec: &gst::glib::ParamSpec,
+) {
+    let mut s = settings.lock().unwrap();
+    if let Err(e) = s.set(value, pspec) {
+        gst::element_warning!(
+            element,
+            gst::LibraryError::Settings,
+            ("Property '{}' not changed: {}", pspec.name(), e)
+        );
+        return;
+    }
+    if element.current_state() > gst::State::Ready
+        && !pspec.flags().contains(gst::PARAM_FLAG_MUTABLE_PLAYING)
+    {
+        gst::warning!(
+            cat,
+            obj = element,
+            "'{}' changed while running: it applies from the next start",
+            pspec.name()
+        );
+    }
+    let s = s.clone();
+    worker.with(|w| w.update(s));
+}
+
+pub fn property(
+    settings: &Mutex<Settings>,
+    worker: &WorkerSlot,
+    pspec: &gst::glib::ParamSpec,
+) -> gst::glib::Value {
+    if pspec.name() == settings::MAX_OBSERVED_DELAY {
+        return worker.max_delay_ms.load(Ordering::Relaxed).to_value();
+    }
+    settings.lock().unwrap().get(pspec)
 }
 
 /// Builds the `whisperstt-transcript` message for one transcript.
@@ -162,8 +224,22 @@ pub fn transcript_message(element: &gst::Element, t: &TimedTranscript) -> gst::M
     gst::message::Element::builder(s).src(element).build()
 }
 
-/// Posts the transcript message; used by both elements for every transcript.
-pub fn post_transcript(element: &gst::Element, t: &TimedTranscript) {
+/// Logs the transcript in the element's category and posts its message; both elements do
+/// this for every transcript.
+pub fn post_transcript(element: &gst::Element, cat: gst::DebugCategory, t: &TimedTranscript) {
+    gst::debug!(
+        cat,
+        obj = element,
+        "{} {} .. {}: {}",
+        if t.transcript.is_final {
+            "final"
+        } else {
+            "partial"
+        },
+        t.pts,
+        t.pts + t.duration,
+        t.transcript.text
+    );
     let _ = element.post_message(transcript_message(element, t));
 }
 

@@ -1,10 +1,14 @@
 //! The properties both elements expose, with their defaults, ranges and mutability.
 
 use crate::model::cache::{ContextOptions, Device, IdleTimeout};
-use crate::transcriber::{default_threads, DecodeOptions, StreamOptions};
+use crate::subtitles::SubtitleFormat;
+use crate::transcriber::{
+    default_threads, language_for_bcp47, whisper_language, DecodeOptions, StreamOptions,
+};
 use crate::vad::VadConfig;
 use gst::glib;
 use gst::prelude::*;
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub const DEFAULT_MODEL: &str = "tiny.en";
@@ -32,10 +36,45 @@ pub struct Settings {
     pub vad_padding_ms: u32,
     pub max_utterance_ms: u32,
     pub partial_interval_ms: u32,
+    pub initial_prompt: String,
+    pub carry_context: bool,
+    pub temperature: f64,
+    pub temperature_increment: f64,
+    pub no_speech_threshold: f64,
+    pub suppress_non_speech: bool,
+    /// The BCP-47 tag last set through `language-code`, if any.
+    pub language_code: Option<String>,
+    pub granularity: Granularity,
+    pub location: Option<PathBuf>,
+    pub subtitle_format: Option<SubtitleFormat>,
+}
+
+/// How `whispertranscribe` cuts each final into text buffers.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstWhisperSttGranularity")]
+pub enum Granularity {
+    #[default]
+    #[enum_value(
+        name = "One buffer per whisper.cpp segment (a phrase or sentence)",
+        nick = "segment"
+    )]
+    Segment = 0,
+    #[enum_value(
+        name = "One buffer per word, timed from token timestamps",
+        nick = "word"
+    )]
+    Word = 1,
+    #[enum_value(
+        name = "One buffer per utterance (the whole final)",
+        nick = "utterance"
+    )]
+    Utterance = 2,
 }
 
 impl Default for Settings {
     fn default() -> Self {
+        let decode = DecodeOptions::default();
         Settings {
             model: DEFAULT_MODEL.into(),
             device: DEFAULT_DEVICE.into(),
@@ -54,17 +93,38 @@ impl Default for Settings {
             vad_padding_ms: 300,
             max_utterance_ms: 30_000,
             partial_interval_ms: 1000,
+            initial_prompt: decode.initial_prompt,
+            carry_context: decode.carry_context,
+            temperature: decode.temperature as f64,
+            temperature_increment: decode.temperature_increment as f64,
+            no_speech_threshold: decode.no_speech_threshold as f64,
+            suppress_non_speech: decode.suppress_non_speech,
+            language_code: None,
+            granularity: Granularity::Segment,
+            location: None,
+            subtitle_format: None,
         }
     }
 }
 
+/// Which element a property list is for: each has a few of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElementKind {
+    Transcribe,
+    Sink,
+}
+
+/// The read-only property both elements update as finals come.
+pub const MAX_OBSERVED_DELAY: &str = "max-observed-delay";
+
 impl Settings {
-    pub fn properties() -> Vec<glib::ParamSpec> {
-        // Everything here is read when the element goes NULL -> READY (model) or
-        // READY -> PAUSED (decoding), so changes apply from the next start.
+    pub fn properties(kind: ElementKind) -> Vec<glib::ParamSpec> {
+        // Model and stream-shaping properties are read at NULL -> READY (model) or when the
+        // stream starts; decoding properties apply from the next decode, even while playing.
         let ready = glib::ParamFlags::READWRITE | gst::PARAM_FLAG_MUTABLE_READY;
+        let playing = glib::ParamFlags::READWRITE | gst::PARAM_FLAG_MUTABLE_PLAYING;
         let d = Settings::default();
-        vec![
+        let mut props = vec![
             glib::ParamSpecString::builder("model")
                 .nick("Model")
                 .blurb(
@@ -102,23 +162,54 @@ impl Settings {
                 .build(),
             glib::ParamSpecString::builder("language")
                 .nick("Language")
-                .blurb("Spoken language as a Whisper code (en, de, ...), or auto to detect it; English-only models always use en")
+                .blurb(
+                    "Spoken language as a Whisper code (en, de, ...), or auto to detect it once per \
+                     stream (reported in transcript messages); English-only models always use en",
+                )
                 .default_value(Some(DEFAULT_LANGUAGE))
-                .flags(ready)
+                .flags(playing)
+                .build(),
+            glib::ParamSpecString::builder("language-code")
+                .nick("Language code")
+                .blurb(
+                    "Spoken language as a BCP-47 tag (en-US, pt-BR, zh-Hans, ...), as GStreamer \
+                     transcribers take it; sets language to the matching Whisper language. \
+                     Reads back the tag last set, else language",
+                )
+                .default_value(Some(DEFAULT_LANGUAGE))
+                .flags(playing)
                 .build(),
             glib::ParamSpecBoolean::builder("translate")
                 .nick("Translate")
                 .blurb("Translate the speech into English (multilingual models only)")
                 .default_value(d.translate)
-                .flags(ready)
+                .flags(playing)
+                .build(),
+            glib::ParamSpecString::builder("initial-prompt")
+                .nick("Initial prompt")
+                .blurb("Text that primes every decode: names, terms and spelling to expect, the style of punctuation")
+                .default_value(Some(""))
+                .flags(playing)
+                .build(),
+            glib::ParamSpecBoolean::builder("carry-context")
+                .nick("Carry context")
+                .blurb(
+                    "Prime each utterance with this stream's previous final (better continuity; \
+                     a misheard phrase may echo). Never crosses streams; a flush forgets it",
+                )
+                .default_value(d.carry_context)
+                .flags(playing)
                 .build(),
             glib::ParamSpecUInt::builder("threads")
                 .nick("Threads")
-                .blurb("Inference threads for this stream (default: the machine's cores, at most 8)")
+                .blurb(
+                    "Inference threads for this stream (default: the machine's cores, at most 8); \
+                     all streams together stay within the process thread budget",
+                )
                 .minimum(1)
                 .maximum(64)
                 .default_value(d.threads)
-                .flags(ready)
+                .flags(playing)
                 .build(),
             glib::ParamSpecUInt::builder("beam-size")
                 .nick("Beam size")
@@ -126,13 +217,49 @@ impl Settings {
                 .minimum(0)
                 .maximum(16)
                 .default_value(d.beam_size)
-                .flags(ready)
+                .flags(playing)
+                .build(),
+            glib::ParamSpecDouble::builder("temperature")
+                .nick("Temperature")
+                .blurb("Sampling temperature of a decode's first attempt; 0 takes the most likely tokens")
+                .minimum(0.0)
+                .maximum(1.0)
+                .default_value(d.temperature)
+                .flags(playing)
+                .build(),
+            glib::ParamSpecDouble::builder("temperature-increment")
+                .nick("Temperature increment")
+                .blurb(
+                    "Temperature fallback: a decode that repeats itself or is improbable is retried \
+                     this much hotter, up to 1.0; 0 turns the fallback off",
+                )
+                .minimum(0.0)
+                .maximum(1.0)
+                .default_value(d.temperature_increment)
+                .flags(playing)
+                .build(),
+            glib::ParamSpecDouble::builder("no-speech-threshold")
+                .nick("No-speech threshold")
+                .blurb(
+                    "A segment whose no-speech probability is above this (and whose text is \
+                     improbable) is dropped as silence; 1 keeps everything",
+                )
+                .minimum(0.0)
+                .maximum(1.0)
+                .default_value(d.no_speech_threshold)
+                .flags(playing)
+                .build(),
+            glib::ParamSpecBoolean::builder("suppress-non-speech")
+                .nick("Suppress non-speech")
+                .blurb("Never write non-speech tokens (music notes, bracketed sound descriptions)")
+                .default_value(d.suppress_non_speech)
+                .flags(playing)
                 .build(),
             glib::ParamSpecBoolean::builder("word-timestamps")
                 .nick("Word timestamps")
                 .blurb("Add per-word timing and probability to transcript messages")
                 .default_value(d.word_timestamps)
-                .flags(ready)
+                .flags(playing)
                 .build(),
             glib::ParamSpecUInt::builder("latency")
                 .nick("Latency")
@@ -144,11 +271,25 @@ impl Settings {
                 .build(),
             glib::ParamSpecUInt::builder("lateness")
                 .nick("Lateness")
-                .blurb("Live input: extra delay in ms tolerated before a whisperstt-late warning")
+                .blurb(
+                    "Live input: delay in ms past latency a final may have before the element \
+                     posts a warning (see max-observed-delay)",
+                )
                 .minimum(0)
                 .maximum(60_000)
                 .default_value(d.lateness_ms)
-                .flags(ready)
+                .flags(playing)
+                .build(),
+            glib::ParamSpecUInt::builder(MAX_OBSERVED_DELAY)
+                .nick("Maximum observed delay")
+                .blurb(
+                    "Live input: the longest time in ms from an utterance's end to its final so \
+                     far in this run (notifies when it grows)",
+                )
+                .minimum(0)
+                .maximum(u32::MAX)
+                .default_value(0)
+                .read_only()
                 .build(),
             glib::ParamSpecBoolean::builder("vad")
                 .nick("Voice detection")
@@ -196,20 +337,70 @@ impl Settings {
                 .default_value(d.partial_interval_ms)
                 .flags(ready)
                 .build(),
-        ]
+        ];
+        match kind {
+            ElementKind::Transcribe => props.push(
+                glib::ParamSpecEnum::builder_with_default("output-granularity", d.granularity)
+                    .nick("Output granularity")
+                    .blurb("How each final is cut into text buffers: per segment, per word or per utterance")
+                    .flags(playing)
+                    .build(),
+            ),
+            ElementKind::Sink => props.extend([
+                glib::ParamSpecString::builder("location")
+                    .nick("Location")
+                    .blurb(
+                        "Write finals to this subtitle file as they come (SRT, WebVTT or JSON \
+                         Lines by extension .srt, .vtt, .jsonl, or subtitle-format), timed in \
+                         running time and flushed after each cue",
+                    )
+                    .flags(ready)
+                    .build(),
+                glib::ParamSpecString::builder("subtitle-format")
+                    .nick("Subtitle format")
+                    .blurb("Format of location: srt, webvtt or jsonl; empty: from its extension")
+                    .default_value(Some(""))
+                    .flags(ready)
+                    .build(),
+            ]),
+        }
+        props
     }
 
-    pub fn set(&mut self, value: &glib::Value, pspec: &glib::ParamSpec) {
+    /// Sets a property; a value that cannot work (an unknown language) is refused with the
+    /// reason and the setting keeps its value.
+    pub fn set(&mut self, value: &glib::Value, pspec: &glib::ParamSpec) -> Result<(), String> {
         let text = || value.get::<Option<String>>().unwrap().unwrap_or_default();
         match pspec.name() {
             "model" => self.model = text(),
             "device" => self.device = text(),
             "flash-attn" => self.flash_attn = value.get().unwrap(),
             "model-idle-timeout" => self.model_idle_timeout = value.get().unwrap(),
-            "language" => self.language = text(),
+            "language" => {
+                let code = text().trim().to_lowercase();
+                let code = if code.is_empty() { "auto".into() } else { code };
+                if whisper_language(&code).is_none() {
+                    return Err(format!("language '{code}' is not one Whisper knows"));
+                }
+                self.language = code;
+                self.language_code = None;
+            }
+            "language-code" => {
+                let tag = text();
+                let language = language_for_bcp47(&tag)
+                    .ok_or_else(|| format!("language code '{tag}' has no Whisper language"))?;
+                self.language = language.into();
+                self.language_code = Some(tag);
+            }
             "translate" => self.translate = value.get().unwrap(),
+            "initial-prompt" => self.initial_prompt = text(),
+            "carry-context" => self.carry_context = value.get().unwrap(),
             "threads" => self.threads = value.get().unwrap(),
             "beam-size" => self.beam_size = value.get().unwrap(),
+            "temperature" => self.temperature = value.get().unwrap(),
+            "temperature-increment" => self.temperature_increment = value.get().unwrap(),
+            "no-speech-threshold" => self.no_speech_threshold = value.get().unwrap(),
+            "suppress-non-speech" => self.suppress_non_speech = value.get().unwrap(),
             "word-timestamps" => self.word_timestamps = value.get().unwrap(),
             "latency" => self.latency_ms = value.get().unwrap(),
             "lateness" => self.lateness_ms = value.get().unwrap(),
@@ -219,8 +410,19 @@ impl Settings {
             "vad-padding" => self.vad_padding_ms = value.get().unwrap(),
             "max-utterance" => self.max_utterance_ms = value.get().unwrap(),
             "partial-interval" => self.partial_interval_ms = value.get().unwrap(),
+            "output-granularity" => self.granularity = value.get().unwrap(),
+            "location" => self.location = Some(text()).filter(|l| !l.is_empty()).map(PathBuf::from),
+            "subtitle-format" => {
+                let name = text();
+                self.subtitle_format = if name.trim().is_empty() {
+                    None
+                } else {
+                    Some(name.parse()?)
+                };
+            }
             other => unreachable!("unknown property {other}"),
         }
+        Ok(())
     }
 
     pub fn get(&self, pspec: &glib::ParamSpec) -> glib::Value {
@@ -230,9 +432,20 @@ impl Settings {
             "flash-attn" => self.flash_attn.to_value(),
             "model-idle-timeout" => self.model_idle_timeout.to_value(),
             "language" => self.language.to_value(),
+            "language-code" => self
+                .language_code
+                .as_ref()
+                .unwrap_or(&self.language)
+                .to_value(),
             "translate" => self.translate.to_value(),
+            "initial-prompt" => self.initial_prompt.to_value(),
+            "carry-context" => self.carry_context.to_value(),
             "threads" => self.threads.to_value(),
             "beam-size" => self.beam_size.to_value(),
+            "temperature" => self.temperature.to_value(),
+            "temperature-increment" => self.temperature_increment.to_value(),
+            "no-speech-threshold" => self.no_speech_threshold.to_value(),
+            "suppress-non-speech" => self.suppress_non_speech.to_value(),
             "word-timestamps" => self.word_timestamps.to_value(),
             "latency" => self.latency_ms.to_value(),
             "lateness" => self.lateness_ms.to_value(),
@@ -242,6 +455,17 @@ impl Settings {
             "vad-padding" => self.vad_padding_ms.to_value(),
             "max-utterance" => self.max_utterance_ms.to_value(),
             "partial-interval" => self.partial_interval_ms.to_value(),
+            "output-granularity" => self.granularity.to_value(),
+            "location" => self
+                .location
+                .as_ref()
+                .map(|l| l.to_string_lossy().into_owned())
+                .to_value(),
+            "subtitle-format" => self
+                .subtitle_format
+                .map(|f| f.name())
+                .unwrap_or("")
+                .to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -271,7 +495,14 @@ impl Settings {
             translate: self.translate,
             threads: self.threads,
             beam_size: self.beam_size,
-            word_timestamps: self.word_timestamps,
+            // Word buffers need word timing.
+            word_timestamps: self.word_timestamps || self.granularity == Granularity::Word,
+            initial_prompt: self.initial_prompt.clone(),
+            carry_context: self.carry_context,
+            temperature: self.temperature as f32,
+            temperature_increment: self.temperature_increment as f32,
+            no_speech_threshold: self.no_speech_threshold as f32,
+            suppress_non_speech: self.suppress_non_speech,
         }
     }
 

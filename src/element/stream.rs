@@ -2,6 +2,7 @@
 //! from the transcriber's sample clock to buffer timestamps (resynchronised on gaps and
 //! discontinuities).
 
+use super::convert::Converter;
 use crate::transcriber::{TranscribeError, Transcriber, Transcript, SAMPLE_RATE};
 use gst::ClockTime;
 use std::time::Duration;
@@ -40,10 +41,13 @@ fn time_to_samples(t: ClockTime) -> u64 {
 
 pub struct Stream {
     transcriber: Transcriber,
-    format: Option<gst_audio::AudioFormat>,
+    /// From the negotiated audio to 16 kHz mono f32.
+    converter: Option<Converter>,
     segment: gst::FormattedSegment<ClockTime>,
     /// Timestamp of the transcriber's sample 0; set by the first buffer after a (re)start.
     origin: Option<ClockTime>,
+    /// Converted audio not yet given to the transcriber (a renegotiation's resampler tail).
+    pending_tail: Vec<f32>,
     model: String,
     device: String,
 }
@@ -55,30 +59,22 @@ impl Stream {
             model: key.path.to_string_lossy().into_owned(),
             device: key.device.to_string(),
             transcriber,
-            format: None,
+            converter: None,
             segment: gst::FormattedSegment::new(),
             origin: None,
+            pending_tail: Vec::new(),
         }
     }
 
     pub fn set_caps(&mut self, caps: &gst::CapsRef, live: bool) -> Result<(), String> {
-        let info = gst_audio::AudioInfo::from_caps(caps)
-            .map_err(|_| format!("cannot read audio caps {caps}"))?;
-        if info.rate() != SAMPLE_RATE || info.channels() != 1 {
-            return Err(format!(
-                "need 16000 Hz mono audio, got {} Hz with {} channels (add audioconvert ! audioresample)",
-                info.rate(),
-                info.channels()
-            ));
+        let info = super::convert::info_from_caps(caps)?;
+        if let Some(converter) = &mut self.converter {
+            // Renegotiated mid-stream: what the old converter holds back belongs before.
+            converter.drain(&mut self.pending_tail)?;
         }
-        match info.format() {
-            gst_audio::AudioFormat::S16le | gst_audio::AudioFormat::F32le => {
-                self.format = Some(info.format());
-                self.transcriber.set_live(live);
-                Ok(())
-            }
-            f => Err(format!("unsupported sample format {f:?}")),
-        }
+        self.converter = Some(Converter::new(&info)?);
+        self.transcriber.set_live(live);
+        Ok(())
     }
 
     pub fn set_segment(&mut self, segment: &gst::Segment) -> Result<(), String> {
@@ -96,7 +92,7 @@ impl Stream {
 
     /// Lines the transcriber's clock up with `pts`: an utterance cut by a jump ends (its final
     /// is returned), and a gap advances the clock so later timestamps stay right.
-    fn resync(&mut self, pts: ClockTime) -> Result<Vec<Transcript>, TranscribeError> {
+    fn resync(&mut self, pts: ClockTime) -> Result<Vec<TimedTranscript>, TranscribeError> {
         let Some(expected) = self.expected_pts() else {
             self.origin = Some(pts);
             return Ok(Vec::new());
@@ -104,11 +100,15 @@ impl Stream {
         if pts.absdiff(expected) <= DISCONT_TOLERANCE {
             return Ok(Vec::new());
         }
+        // Placed on the timeline they were heard in, before it moves.
         let finals = self.transcriber.finish()?;
+        let finals = self.place(finals);
         if pts > expected {
             self.transcriber.skip(time_to_samples(pts - expected));
         } else {
-            self.origin = Some(pts.saturating_sub(samples_to_time(self.transcriber.position())));
+            // Time went back (a new file after concat, a loop): a new timeline from here.
+            self.transcriber.restart_timeline();
+            self.origin = Some(pts);
         }
         Ok(finals)
     }
@@ -120,22 +120,17 @@ impl Stream {
         buffer: &gst::BufferRef,
         caught_up: bool,
     ) -> Result<Vec<TimedTranscript>, TranscribeError> {
-        let format = self
-            .format
+        let converter = self
+            .converter
+            .as_mut()
             .ok_or_else(|| TranscribeError::Input("audio arrived before caps".into()))?;
         let map = buffer
             .map_readable()
             .map_err(|_| TranscribeError::Input("cannot map buffer".into()))?;
-        let samples: Vec<f32> = match format {
-            gst_audio::AudioFormat::S16le => map
-                .chunks_exact(2)
-                .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
-                .collect(),
-            _ => map
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-        };
+        let mut samples = std::mem::take(&mut self.pending_tail);
+        converter
+            .convert(&map, &mut samples)
+            .map_err(TranscribeError::Input)?;
         let pts = buffer.pts().or_else(|| {
             // Untimestamped audio continues the timeline (or starts at the segment start).
             self.expected_pts()
@@ -145,8 +140,9 @@ impl Stream {
             Some(pts) => self.resync(pts)?,
             None => Vec::new(),
         };
-        out.extend(self.transcriber.push_audio(&samples, caught_up)?);
-        Ok(self.place(out))
+        let transcripts = self.transcriber.push_audio(&samples, caught_up)?;
+        out.extend(self.place(transcripts));
+        Ok(out)
     }
 
     /// No audio from `pts` for `duration`: the utterance in progress ends, the clock moves on.
@@ -156,21 +152,38 @@ impl Stream {
         duration: Option<ClockTime>,
     ) -> Result<Vec<TimedTranscript>, TranscribeError> {
         let mut out = self.resync(pts)?;
-        out.extend(self.transcriber.finish()?);
+        let finals = self.transcriber.finish()?;
+        out.extend(self.place(finals));
         if let Some(d) = duration {
             self.transcriber.skip(time_to_samples(d));
         }
+        Ok(out)
+    }
+
+    /// Transcribes what is pending (end of stream), with what the resampler held back.
+    pub fn drain(&mut self) -> Result<Vec<TimedTranscript>, TranscribeError> {
+        let mut tail = std::mem::take(&mut self.pending_tail);
+        if let Some(converter) = &mut self.converter {
+            converter.drain(&mut tail).map_err(TranscribeError::Input)?;
+        }
+        let mut out = self.transcriber.push_audio(&tail, false)?;
+        out.extend(self.transcriber.finish()?);
         Ok(self.place(out))
     }
 
-    /// Transcribes what is pending (end of stream).
-    pub fn drain(&mut self) -> Result<Vec<TimedTranscript>, TranscribeError> {
-        let out = self.transcriber.finish()?;
-        Ok(self.place(out))
+    pub fn set_decode_options(
+        &mut self,
+        options: &crate::transcriber::DecodeOptions,
+    ) -> Result<(), TranscribeError> {
+        self.transcriber.set_decode_options(options)
     }
 
     /// Drops pending audio; the next buffer starts a new timeline.
     pub fn flush(&mut self) {
+        if let Some(converter) = &mut self.converter {
+            converter.reset();
+        }
+        self.pending_tail.clear();
         self.transcriber.reset();
         self.origin = None;
     }

@@ -10,7 +10,7 @@ use crate::model::{locate, ModelError};
 use crate::transcriber::{TranscribeError, Transcriber};
 use gst::prelude::*;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
@@ -54,7 +54,12 @@ pub trait Output: Send + 'static {
     fn caps(&mut self, _caps: &gst::Caps) {}
     fn segment(&mut self, _segment: &gst::Segment) {}
     fn gap(&mut self, _pts: gst::ClockTime, _duration: Option<gst::ClockTime>) {}
-    fn transcript(&mut self, t: &TimedTranscript) -> Result<gst::FlowSuccess, gst::FlowError>;
+    /// A result; `settings` are the element's current ones (some change while playing).
+    fn transcript(
+        &mut self,
+        t: &TimedTranscript,
+        settings: &Settings,
+    ) -> Result<gst::FlowSuccess, gst::FlowError>;
 }
 
 #[derive(Default)]
@@ -75,6 +80,10 @@ struct Queue {
 struct Shared {
     queue: Mutex<Queue>,
     changed: Condvar,
+    /// Settings changed while running, not yet applied.
+    update: Mutex<Option<Settings>>,
+    /// Live input: the longest delay of a final after its utterance's end, in ms.
+    max_delay_ms: Arc<AtomicU32>,
     /// The transcriber's abort flag, once it exists.
     abort: Mutex<Option<Arc<AtomicBool>>>,
 }
@@ -97,11 +106,14 @@ impl Worker {
         element: &gst::Element,
         settings: &Settings,
         releases: &ReleaseWatch,
+        max_delay_ms: Arc<AtomicU32>,
         output: Box<dyn Output>,
     ) -> Worker {
         let shared = Arc::new(Shared {
             queue: Mutex::default(),
             changed: Condvar::new(),
+            update: Mutex::default(),
+            max_delay_ms,
             abort: Mutex::default(),
         });
         let weak = element.downgrade();
@@ -153,6 +165,12 @@ impl Worker {
         rx.recv().is_ok()
     }
 
+    /// New settings (properties changed while running): the decoding ones apply from the
+    /// next decode.
+    pub fn update(&self, settings: Settings) {
+        *self.shared.update.lock().unwrap() = Some(settings);
+    }
+
     pub fn set_unbounded(&self, unbounded: bool) {
         self.shared.queue.lock().unwrap().unbounded = unbounded;
         self.shared.changed.notify_all();
@@ -202,7 +220,7 @@ impl Drop for Worker {
 
 fn run(
     weak: gst::glib::WeakRef<gst::Element>,
-    settings: Settings,
+    mut settings: Settings,
     key_slot: Arc<Mutex<Option<ModelKey>>>,
     shared: Arc<Shared>,
     mut output: Box<dyn Output>,
@@ -236,6 +254,7 @@ fn run(
                     let work = Work {
                         generation: q.generation,
                         caught_up: q.queued_ns <= CAUGHT_UP_NS,
+                        live: q.live,
                     };
                     break (item, work);
                 }
@@ -245,10 +264,16 @@ fn run(
         let Some(element) = weak.upgrade() else {
             return;
         };
+        if let Some(update) = shared.update.lock().unwrap().take() {
+            apply(&element, &mut stream, &mut settings, update);
+        }
         let mut current = Current {
             output: output.as_mut(),
             shared: &shared,
             generation: work.generation,
+            settings: &settings,
+            element: &element,
+            live: work.live,
         };
         let result = handle(&element, &mut stream, item, work.caught_up, &mut current);
         // Flushing is not an error of the stream: the next item after the flush goes on.
@@ -266,6 +291,21 @@ struct Work {
     generation: u64,
     /// Nothing much waits behind this item: time for a partial decode.
     caught_up: bool,
+    live: bool,
+}
+
+/// Applies settings changed while running: decoding options to the transcriber (refused
+/// ones are reported and the old ones stay), the rest to what the worker reads per result.
+fn apply(element: &gst::Element, stream: &mut Stream, settings: &mut Settings, update: Settings) {
+    if let Err(e) = stream.set_decode_options(&update.decode_options()) {
+        gst::element_warning!(
+            element,
+            gst::LibraryError::Settings,
+            ("Decoding settings not changed: {}", e)
+        );
+        return;
+    }
+    *settings = update;
 }
 
 /// The element's output, passing on only results of work no flush has overtaken.
@@ -273,6 +313,9 @@ struct Current<'a> {
     output: &'a mut dyn Output,
     shared: &'a Shared,
     generation: u64,
+    settings: &'a Settings,
+    element: &'a gst::Element,
+    live: bool,
 }
 
 impl Current<'_> {
@@ -284,7 +327,50 @@ impl Current<'_> {
         if self.stale() {
             return Err(gst::FlowError::Flushing);
         }
-        self.output.transcript(t)
+        if self.live && t.transcript.is_final {
+            self.observe_delay(t);
+        }
+        self.output.transcript(t, self.settings)
+    }
+
+    /// Live input: how long after its utterance's end (in running time) a final comes.
+    /// Updates `max-observed-delay` and warns past latency + lateness.
+    fn observe_delay(&self, t: &TimedTranscript) {
+        let (Some(now), Some(start)) = (self.element.current_running_time(), t.running_time) else {
+            return;
+        };
+        let delay = now.saturating_sub(start + t.duration);
+        let delay_ms = delay.mseconds().min(u32::MAX as u64) as u32;
+        let previous = self
+            .shared
+            .max_delay_ms
+            .fetch_max(delay_ms, Ordering::Relaxed);
+        if delay_ms > previous {
+            self.element.notify(super::settings::MAX_OBSERVED_DELAY);
+        }
+        let allowed = self.settings.latency_ms as u64 + self.settings.lateness_ms as u64;
+        if delay.mseconds() > allowed {
+            let details = gst::Structure::builder("whisperstt-late")
+                .field("delay", delay)
+                .field("latency", self.settings.latency())
+                .field(
+                    "lateness",
+                    gst::ClockTime::from_mseconds(self.settings.lateness_ms as u64),
+                )
+                .field("utterance-id", t.transcript.utterance_id)
+                .build();
+            gst::element_warning!(
+                self.element,
+                gst::CoreError::Clock,
+                (
+                    "Final transcript {} ms after its utterance ended: over latency {} ms + lateness {} ms",
+                    delay.mseconds(),
+                    self.settings.latency_ms,
+                    self.settings.lateness_ms
+                ),
+                details: details
+            );
+        }
     }
 }
 

@@ -1,10 +1,12 @@
-use crate::element::{self, Item, Output, Settings, TimedTranscript, WorkerSlot};
+use crate::element::{self, ElementKind, Item, Output, Settings, TimedTranscript, WorkerSlot};
+use crate::subtitles::{Cue, SubtitleFormat, SubtitleWriter};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use once_cell::sync::Lazy;
+use std::fs::File;
 use std::sync::Mutex;
 
 static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
@@ -21,28 +23,72 @@ pub struct WhisperSink {
     worker: WorkerSlot,
 }
 
-/// The worker's results go to the bus.
+/// The worker's results go to the bus, and finals to the subtitle file if there is one.
 struct BusOutput {
     element: glib::WeakRef<gst::Element>,
+    subtitles: Option<SubtitleWriter<File>>,
+}
+
+/// Opens `location` for subtitles in the format asked for or named by its extension.
+fn open_subtitles(settings: &Settings) -> Result<Option<SubtitleWriter<File>>, gst::ErrorMessage> {
+    let Some(path) = &settings.location else {
+        return Ok(None);
+    };
+    let format = settings
+        .subtitle_format
+        .or_else(|| SubtitleFormat::from_path(path))
+        .ok_or_else(|| {
+            gst::error_msg!(
+                gst::ResourceError::Settings,
+                (
+                    "Cannot tell the subtitle format of '{}': name it .srt, .vtt or .jsonl, or set subtitle-format",
+                    path.display()
+                )
+            )
+        })?;
+    SubtitleWriter::create(path, format).map(Some).map_err(|e| {
+        gst::error_msg!(
+            gst::ResourceError::OpenWrite,
+            ("Cannot write subtitles to '{}': {}", path.display(), e)
+        )
+    })
 }
 
 impl Output for BusOutput {
-    fn transcript(&mut self, t: &TimedTranscript) -> Result<gst::FlowSuccess, gst::FlowError> {
+    fn transcript(
+        &mut self,
+        t: &TimedTranscript,
+        _settings: &Settings,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let element = self.element.upgrade().ok_or(gst::FlowError::Flushing)?;
-        gst::debug!(
-            CAT,
-            obj = element,
-            "{} {} .. {}: {}",
-            if t.transcript.is_final {
-                "final"
-            } else {
-                "partial"
-            },
-            t.pts,
-            t.pts + t.duration,
-            t.transcript.text
-        );
-        element::post_transcript(&element, t);
+        element::post_transcript(&element, *CAT, t);
+        let Some(writer) = self.subtitles.as_mut().filter(|_| t.transcript.is_final) else {
+            return Ok(gst::FlowSuccess::Ok);
+        };
+        // Subtitles follow the pipeline's timeline (running time): it starts at 0 and keeps
+        // going across concatenated files and live sources alike.
+        let start = t.running_time.unwrap_or(t.pts);
+        let tr = &t.transcript;
+        let extra = serde_json::json!({
+            "utterance-id": tr.utterance_id,
+            "language": tr.language,
+            "avg-logprob": tr.avg_logprob,
+            "no-speech-prob": tr.no_speech_prob,
+        });
+        let cue = Cue {
+            start: start.into(),
+            end: (start + t.duration).into(),
+            text: &tr.text,
+            json: Some(&extra),
+        };
+        writer.write(&cue).map_err(|e| {
+            gst::element_error!(
+                element,
+                gst::ResourceError::Write,
+                ("Cannot write subtitles: {}", e)
+            );
+            gst::FlowError::Error
+        })?;
         Ok(gst::FlowSuccess::Ok)
     }
 }
@@ -56,16 +102,25 @@ impl ObjectSubclass for WhisperSink {
 
 impl ObjectImpl for WhisperSink {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: Lazy<Vec<glib::ParamSpec>> = Lazy::new(Settings::properties);
+        static PROPERTIES: Lazy<Vec<glib::ParamSpec>> =
+            Lazy::new(|| Settings::properties(ElementKind::Sink));
         PROPERTIES.as_ref()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        self.settings.lock().unwrap().set(value, pspec);
+        let obj = self.obj();
+        element::set_property(
+            obj.upcast_ref(),
+            *CAT,
+            &self.settings,
+            &self.worker,
+            value,
+            pspec,
+        );
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        self.settings.lock().unwrap().get(pspec)
+        element::property(&self.settings, &self.worker, pspec)
     }
 
     fn constructed(&self) {
@@ -116,8 +171,13 @@ impl ElementImpl for WhisperSink {
             let obj = self.obj();
             let element: &gst::Element = obj.upcast_ref();
             let settings = self.settings.lock().unwrap().clone();
+            let subtitles = open_subtitles(&settings).map_err(|e| {
+                self.post_error_message(e);
+                gst::StateChangeError
+            })?;
             let output = BusOutput {
                 element: element.downgrade(),
+                subtitles,
             };
             self.worker.start(element, &settings, Box::new(output));
         }

@@ -1,4 +1,6 @@
-use crate::element::{self, Item, Output, Settings, TimedTranscript, WorkerSlot};
+use crate::element::{
+    self, ElementKind, Granularity, Item, Output, Settings, TimedTranscript, WorkerSlot,
+};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -49,38 +51,51 @@ impl Output for TextOutput {
             .push_event(gst::event::Gap::builder(pts).duration(duration).build());
     }
 
-    fn transcript(&mut self, t: &TimedTranscript) -> Result<gst::FlowSuccess, gst::FlowError> {
+    fn transcript(
+        &mut self,
+        t: &TimedTranscript,
+        settings: &Settings,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let Some(element) = self.element.upgrade() else {
             return Err(gst::FlowError::Flushing);
         };
-        gst::debug!(
-            CAT,
-            obj = element,
-            "{} {} .. {}: {}",
-            if t.transcript.is_final {
-                "final"
-            } else {
-                "partial"
-            },
-            t.pts,
-            t.pts + t.duration,
-            t.transcript.text
-        );
-        element::post_transcript(&element, t);
-        // Downstream gets settled text only: one buffer per whisper segment of each final.
+        element::post_transcript(&element, *CAT, t);
+        // Downstream gets settled text only: each final, cut as asked, then the event
+        // GStreamer's transcription elements (textaccumulate, tttocea608, ...) drain on.
         if !t.transcript.is_final {
             return Ok(gst::FlowSuccess::Ok);
         }
-        for piece in &t.transcript.pieces {
-            let mut buffer = gst::Buffer::from_mut_slice(piece.text.clone().into_bytes());
+        let tr = &t.transcript;
+        let pieces: Vec<(&str, std::time::Duration, std::time::Duration)> =
+            match settings.granularity {
+                Granularity::Segment => tr
+                    .pieces
+                    .iter()
+                    .map(|p| (p.text.as_str(), p.start, p.end))
+                    .collect(),
+                Granularity::Word if !tr.words.is_empty() => tr
+                    .words
+                    .iter()
+                    .map(|w| (w.text.as_str(), w.start, w.end))
+                    .collect(),
+                // Word timing missing (the decode ran before the setting changed): whole.
+                Granularity::Word | Granularity::Utterance => {
+                    vec![(tr.text.as_str(), tr.start, tr.end)]
+                }
+            };
+        for (text, start, end) in pieces {
+            let mut buffer = gst::Buffer::from_mut_slice(text.as_bytes().to_vec());
             {
                 let b = buffer.get_mut().unwrap();
-                let start = t.pts_of(piece.start);
+                let start = t.pts_of(start);
                 b.set_pts(start);
-                b.set_duration(t.pts_of(piece.end).saturating_sub(start));
+                b.set_duration(t.pts_of(end).saturating_sub(start));
             }
             self.srcpad.push(buffer)?;
         }
+        let done = gst::Structure::new_empty(element::FINAL_TRANSCRIPT_EVENT);
+        self.srcpad
+            .push_event(gst::event::CustomDownstream::new(done));
         Ok(gst::FlowSuccess::Ok)
     }
 }
@@ -188,16 +203,25 @@ impl ObjectSubclass for WhisperTranscribe {
 
 impl ObjectImpl for WhisperTranscribe {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: Lazy<Vec<glib::ParamSpec>> = Lazy::new(Settings::properties);
+        static PROPERTIES: Lazy<Vec<glib::ParamSpec>> =
+            Lazy::new(|| Settings::properties(ElementKind::Transcribe));
         PROPERTIES.as_ref()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        self.settings.lock().unwrap().set(value, pspec);
+        let obj = self.obj();
+        element::set_property(
+            obj.upcast_ref(),
+            *CAT,
+            &self.settings,
+            &self.worker,
+            value,
+            pspec,
+        );
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        self.settings.lock().unwrap().get(pspec)
+        element::property(&self.settings, &self.worker, pspec)
     }
 
     fn constructed(&self) {

@@ -1,0 +1,91 @@
+//! whispersink's `location`: subtitles written as finals come, parsed back.
+
+mod common;
+
+use common::pipeline;
+use gst::prelude::*;
+use gstwhisperstt::subtitles::parse;
+use std::time::Duration;
+
+#[test]
+fn subtitles_parse_back_in_order_with_the_spoken_text() {
+    let clips = common::pocketsphinx_clips();
+    let clips = &clips[6..9];
+    let reference: Vec<&str> = clips.iter().map(|(_, t)| t.as_str()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let sources: String = clips
+        .iter()
+        .map(|(p, _)| format!("{} ! c. ", pipeline::source(p)))
+        .collect();
+    for (name, parser) in [
+        (
+            "out.srt",
+            parse::srt as fn(&str) -> Result<parse::Cues, String>,
+        ),
+        ("out.vtt", parse::webvtt),
+        ("out.jsonl", parse::json_lines),
+    ] {
+        let path = dir.path().join(name);
+        let run = pipeline::run(&format!(
+            "concat name=c ! whispersink location=\"{}\" {sources}",
+            path.display()
+        ));
+        assert!(run.errors.is_empty(), "{:?}", run.errors);
+        let finals: Vec<String> = run
+            .transcripts
+            .iter()
+            .filter(|s| s.get::<bool>("is-final").unwrap())
+            .map(|s| s.get::<String>("text").unwrap())
+            .collect();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let cues = parser(&text).unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
+        assert_eq!(cues.len(), finals.len(), "{name}:\n{text}");
+        assert!(cues.len() >= 3, "{name}:\n{text}");
+        for (cue, final_text) in cues.iter().zip(&finals) {
+            assert_eq!(&cue.2, final_text, "{name}");
+            assert!(cue.0 <= cue.1, "{name}: {cue:?}");
+        }
+        for w in cues.windows(2) {
+            assert!(w[0].1 <= w[1].0, "{name}: times go backwards: {w:?}");
+        }
+        // The three clips follow each other: the last cue ends near their total length.
+        let total: f64 = clips
+            .iter()
+            .map(|(p, _)| common::read_audio(p).len() as f64 / 16_000.0)
+            .sum();
+        let end = cues.last().unwrap().1;
+        assert!(
+            end <= Duration::from_secs_f64(total) && end >= Duration::from_secs_f64(total - 5.0),
+            "{name}: last cue ends at {end:?} of {total} s"
+        );
+        let wer = common::wer(&reference.join(" "), &finals.join(" "));
+        assert!(wer <= 0.15, "{name}: WER {wer:.3}");
+    }
+}
+
+#[test]
+fn an_unusable_location_fails_the_start_naming_it() {
+    pipeline::init();
+    for (location, expected) in [
+        ("/tmp/whisperstt-subtitles.txt", "subtitle format"),
+        ("/nonexistent-dir/out.srt", "/nonexistent-dir/out.srt"),
+    ] {
+        let p = pipeline::launch(&format!(
+            "audiotestsrc num-buffers=1 ! audio/x-raw,rate=16000,channels=1 ! whispersink location={location}"
+        ));
+        let bus = p.bus().unwrap();
+        assert!(p.set_state(gst::State::Playing).is_err(), "{location}");
+        let msg = bus
+            .pop_filtered(&[gst::MessageType::Error])
+            .expect("an error");
+        let gst::MessageView::Error(e) = msg.view() else {
+            unreachable!()
+        };
+        assert!(
+            e.error().to_string().contains(expected),
+            "{location}: {}",
+            e.error()
+        );
+        p.set_state(gst::State::Null).unwrap();
+    }
+}
