@@ -7,7 +7,8 @@
 //! consecutive decodes agree on (LocalAgreement-2) are reported as stable.
 
 use crate::model::cache::ModelHandle;
-use crate::vad::{dynamic_range_db, EnergyVad, VadConfig, VadEvent, FRAME_SAMPLES};
+use crate::vad::silero::SileroVad;
+use crate::vad::{dynamic_range_db, EnergyVad, VadConfig, VadEvent, VoiceDetector, FRAME_SAMPLES};
 use std::collections::VecDeque;
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -531,7 +532,7 @@ fn comparable(word: &str) -> String {
 pub struct Transcriber {
     decoder: Decoder,
     options: StreamOptions,
-    vad: Option<EnergyVad>,
+    vad: Option<VoiceDetector>,
     /// Samples pushed so far: the stream's sample clock.
     position: u64,
     /// Samples not yet a whole VAD frame.
@@ -559,7 +560,9 @@ impl Transcriber {
     ) -> Result<Self, TranscribeError> {
         let mut t = Transcriber {
             decoder: Decoder::new(model, decode)?,
-            vad: options.vad.map(EnergyVad::new),
+            vad: options
+                .vad
+                .map(|config| VoiceDetector::Energy(EnergyVad::new(config))),
             options: options.clone(),
             position: 0,
             carry: Vec::with_capacity(FRAME_SAMPLES),
@@ -587,7 +590,20 @@ impl Transcriber {
 
     /// Samples pushed so far.
     pub fn position(&self) -> u64 {
-        self.position
+        let undecided = self.vad.as_ref().map_or(0, |v| v.undecided_samples());
+        self.position + (self.carry.len() + undecided) as u64
+    }
+
+    /// Detects voice with a Silero model (a `ModelKind::SileroVad` handle from the cache)
+    /// instead of the built-in detector, with the same settings. Only before any audio, and
+    /// only with voice detection on.
+    pub fn use_silero(&mut self, model: ModelHandle) -> Result<(), TranscribeError> {
+        let Some(config) = self.vad.as_ref().map(|v| *v.config()) else {
+            return Ok(());
+        };
+        let silero = SileroVad::new(model, config).map_err(TranscribeError::Input)?;
+        self.vad = Some(VoiceDetector::Silero(silero));
+        Ok(())
     }
 
     /// Switches between live (partials) and file mode; takes effect from the next audio.
@@ -660,7 +676,10 @@ impl Transcriber {
                 if self.carry.len() == FRAME_SAMPLES {
                     let frame =
                         std::mem::replace(&mut self.carry, Vec::with_capacity(FRAME_SAMPLES));
-                    out.extend(self.frame(&frame)?);
+                    let decided = self.vad.as_mut().unwrap().push(&frame);
+                    for (frame, event) in decided.map_err(TranscribeError::Inference)? {
+                        out.extend(self.frame(&frame, event)?);
+                    }
                 }
             }
         }
@@ -673,10 +692,13 @@ impl Transcriber {
         Ok(out)
     }
 
-    fn frame(&mut self, frame: &[f32]) -> Result<Vec<Transcript>, TranscribeError> {
-        let vad = self.vad.as_mut().unwrap();
-        let event = vad.process(frame);
-        let config = *vad.config();
+    /// One frame the detector decided on, in stream order.
+    fn frame(
+        &mut self,
+        frame: &[f32],
+        event: VadEvent,
+    ) -> Result<Vec<Transcript>, TranscribeError> {
+        let config = *self.vad.as_ref().unwrap().config();
         let frame_start = self.position;
         self.position += frame.len() as u64;
         let padding = duration_to_samples(config.padding);
@@ -728,7 +750,8 @@ impl Transcriber {
     /// Ends the utterance in progress: decodes it and returns its final.
     fn finish_utterance(&mut self) -> Result<Vec<Transcript>, TranscribeError> {
         if self.utterance.is_empty() || !self.worth_decoding() {
-            self.discard();
+            // Only the utterance: the detector may hold later frames (Silero decides late).
+            self.clear_utterance();
             return Ok(Vec::new());
         }
         let audio = std::mem::take(&mut self.utterance);
@@ -862,11 +885,19 @@ impl Transcriber {
 
     /// End of stream: the utterance in progress gets its final.
     pub fn finish(&mut self) -> Result<Vec<Transcript>, TranscribeError> {
+        let mut out = Vec::new();
         if let Some(vad) = self.vad.as_mut() {
-            vad.reset();
+            let decided = vad.flush().map_err(TranscribeError::Inference)?;
+            for (frame, event) in decided {
+                out.extend(self.frame(&frame, event)?);
+            }
+            self.vad.as_mut().unwrap().reset();
         }
+        // A last partial frame is not transcribed, but it was heard: the clock counts it.
+        self.position += self.carry.len() as u64;
         self.carry.clear();
-        self.finish_utterance()
+        out.extend(self.finish_utterance()?);
+        Ok(out)
     }
 
     /// Forgets pending audio and restarts the timeline at zero (a new stream or a flush).
@@ -887,14 +918,18 @@ impl Transcriber {
     pub fn discard(&mut self) {
         self.carry.clear();
         self.preroll.clear();
+        self.clear_utterance();
+        if let Some(vad) = self.vad.as_mut() {
+            vad.reset();
+        }
+    }
+
+    fn clear_utterance(&mut self) {
         self.utterance.clear();
         self.speech_frames = 0;
         self.partial_at = 0;
         self.previous_hypothesis.clear();
         self.stable_words = 0;
-        if let Some(vad) = self.vad.as_mut() {
-            vad.reset();
-        }
     }
 
     /// Advances the timeline over audio that never came (a gap).

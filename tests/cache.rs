@@ -198,7 +198,7 @@ fn preload_resolves_names_and_pins_the_model() {
     let handle = cache
         .preload("tiny.en", Device::Cpu, ContextOptions::default())
         .unwrap();
-    assert_eq!(handle.info().hparams.size_name(), "tiny");
+    assert_eq!(handle.info().unwrap().hparams.size_name(), "tiny");
     assert_eq!(cache.stats().live_handles(), 1);
     drop(handle);
     assert_eq!(cache.stats().live_handles(), 0);

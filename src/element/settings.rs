@@ -31,6 +31,8 @@ pub struct Settings {
     pub latency_ms: u32,
     pub lateness_ms: u32,
     pub vad: bool,
+    /// A ggml Silero VAD file (or its name in the models directory); empty: the built-in detector.
+    pub vad_model: String,
     pub vad_threshold: f64,
     pub vad_min_silence_ms: u32,
     pub vad_padding_ms: u32,
@@ -88,6 +90,7 @@ impl Default for Settings {
             latency_ms: 3000,
             lateness_ms: 0,
             vad: true,
+            vad_model: String::new(),
             vad_threshold: 0.5,
             vad_min_silence_ms: 400,
             vad_padding_ms: 300,
@@ -297,9 +300,22 @@ impl Settings {
                 .default_value(d.vad)
                 .flags(ready)
                 .build(),
+            glib::ParamSpecString::builder("vad-model")
+                .nick("Voice detection model")
+                .blurb(
+                    "A whisper.cpp ggml Silero VAD file (e.g. ggml-silero-v6.2.0.bin, or its name \
+                     in the models directory) to detect speech with instead of the built-in \
+                     detector; loaded once into the shared model cache. Empty: built-in",
+                )
+                .default_value(Some(""))
+                .flags(ready)
+                .build(),
             glib::ParamSpecDouble::builder("vad-threshold")
                 .nick("Voice detection threshold")
-                .blurb("0..1: how far above the noise floor speech must be (0.5 = 12 dB); higher ignores more")
+                .blurb(
+                    "0..1: built-in detector: how far above the noise floor speech must be \
+                     (0.5 = 12 dB); Silero: the speech probability. Higher ignores more",
+                )
                 .minimum(0.0)
                 .maximum(1.0)
                 .default_value(d.vad_threshold)
@@ -405,6 +421,7 @@ impl Settings {
             "latency" => self.latency_ms = value.get().unwrap(),
             "lateness" => self.lateness_ms = value.get().unwrap(),
             "vad" => self.vad = value.get().unwrap(),
+            "vad-model" => self.vad_model = text().trim().to_string(),
             "vad-threshold" => self.vad_threshold = value.get().unwrap(),
             "vad-min-silence" => self.vad_min_silence_ms = value.get().unwrap(),
             "vad-padding" => self.vad_padding_ms = value.get().unwrap(),
@@ -450,6 +467,7 @@ impl Settings {
             "latency" => self.latency_ms.to_value(),
             "lateness" => self.lateness_ms.to_value(),
             "vad" => self.vad.to_value(),
+            "vad-model" => self.vad_model.to_value(),
             "vad-threshold" => self.vad_threshold.to_value(),
             "vad-min-silence" => self.vad_min_silence_ms.to_value(),
             "vad-padding" => self.vad_padding_ms.to_value(),

@@ -5,7 +5,7 @@
 
 use super::stream::{Stream, TimedTranscript};
 use super::{post_model_event, ReleaseWatch, Settings};
-use crate::model::cache::{self, ModelKey};
+use crate::model::cache::{self, ModelHandle, ModelKey};
 use crate::model::{locate, ModelError};
 use crate::transcriber::{TranscribeError, Transcriber};
 use gst::prelude::*;
@@ -452,6 +452,20 @@ fn result(
 
 const PROGRESS_CODE: &str = "whisperstt-model-load";
 
+/// Gets the Silero voice detector from the shared cache, posting its model message.
+fn acquire_silero(
+    weak: &gst::glib::WeakRef<gst::Element>,
+    settings: &Settings,
+) -> Result<ModelHandle, ModelError> {
+    let path = locate::resolve(&settings.vad_model)?;
+    let key = ModelKey::silero_vad(&path)?;
+    let (handle, event) = cache::global().acquire_reporting(&key, settings.idle_timeout());
+    if let Some(e) = weak.upgrade() {
+        post_model_event(&e, &event);
+    }
+    handle
+}
+
 /// Resolves (importing if needed) and acquires the model, then creates the stream's whisper
 /// state. Posts the model message, progress messages, and on failure an element error.
 fn load(
@@ -484,12 +498,17 @@ fn load(
                 post_model_event(&e, &event);
             }
             handle.map_err(|e| e.to_string()).and_then(|handle| {
-                Transcriber::new(
+                let mut transcriber = Transcriber::new(
                     handle,
                     &settings.decode_options(),
                     settings.stream_options(),
                 )
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+                if settings.vad && !settings.vad_model.is_empty() {
+                    let silero = acquire_silero(weak, settings).map_err(|e| e.to_string())?;
+                    transcriber.use_silero(silero).map_err(|e| e.to_string())?;
+                }
+                Ok(transcriber)
             })
         }
         Err(e) => Err(e.to_string()),
@@ -509,7 +528,7 @@ fn load(
                 gst::element_error!(
                     e,
                     gst::ResourceError::OpenRead,
-                    ("Could not load Whisper model: {}", err)
+                    ("Could not load a model: {}", err)
                 );
             }
         }

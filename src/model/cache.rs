@@ -6,6 +6,7 @@
 //! file is a new model), the device, and every whisper.cpp context parameter fixed at load.
 
 use super::{ggml, locate, ModelError};
+use crate::vad::silero::SileroModel;
 use once_cell::sync::Lazy;
 use std::collections::HashMap;
 use std::fmt;
@@ -62,6 +63,15 @@ pub struct ContextOptions {
     pub flash_attn: bool,
 }
 
+/// What a model file is for: both kinds live in the one cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ModelKind {
+    #[default]
+    Whisper,
+    /// A ggml Silero voice detector.
+    SileroVad,
+}
+
 /// What identifies one loaded model.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ModelKey {
@@ -70,10 +80,11 @@ pub struct ModelKey {
     pub modified: SystemTime,
     pub device: Device,
     pub options: ContextOptions,
+    pub kind: ModelKind,
 }
 
 impl ModelKey {
-    /// The key for a ggml file as it is on disk now.
+    /// The key for a Whisper ggml file as it is on disk now.
     pub fn new(path: &Path, device: Device, options: ContextOptions) -> Result<Self, ModelError> {
         let canonical = path.canonicalize().map_err(|e| ModelError::io(path, &e))?;
         let meta = std::fs::metadata(&canonical).map_err(|e| ModelError::io(path, &e))?;
@@ -83,6 +94,15 @@ impl ModelKey {
             modified: meta.modified().map_err(|e| ModelError::io(path, &e))?,
             device,
             options,
+            kind: ModelKind::Whisper,
+        })
+    }
+
+    /// The key for a ggml Silero VAD file (it runs on the CPU: it is tiny).
+    pub fn silero_vad(path: &Path) -> Result<Self, ModelError> {
+        Ok(ModelKey {
+            kind: ModelKind::SileroVad,
+            ..ModelKey::new(path, Device::Cpu, ContextOptions::default())?
         })
     }
 }
@@ -117,9 +137,16 @@ impl IdleTimeout {
 /// A model loaded in whisper.cpp, shared by all handles with its key.
 pub struct LoadedModel {
     key: ModelKey,
-    context: WhisperContext,
-    info: ggml::ModelInfo,
+    engine: Engine,
     load_time: Duration,
+}
+
+enum Engine {
+    Whisper {
+        context: WhisperContext,
+        info: ggml::ModelInfo,
+    },
+    SileroVad(SileroModel),
 }
 
 impl LoadedModel {
@@ -134,28 +161,38 @@ impl LoadedModel {
             }
         }
         let start = Instant::now();
+        let changed = || ModelError::invalid(&key.path, "file changed while being loaded");
         // whisper.cpp may crash on a damaged file: check the whole structure first.
-        let info = ggml::inspect(&key.path)?;
-        if info.file_size != key.size {
-            return Err(ModelError::invalid(
-                &key.path,
-                "file changed while being loaded",
-            ));
-        }
-        let mut params = WhisperContextParameters::default();
-        params.flash_attn(key.options.flash_attn);
-        match key.device {
-            Device::Cpu => params.use_gpu(false),
-            Device::Gpu(n) => params.use_gpu(true).gpu_device(n as i32),
+        let engine = match key.kind {
+            ModelKind::Whisper => {
+                let info = ggml::inspect(&key.path)?;
+                if info.file_size != key.size {
+                    return Err(changed());
+                }
+                let mut params = WhisperContextParameters::default();
+                params.flash_attn(key.options.flash_attn);
+                match key.device {
+                    Device::Cpu => params.use_gpu(false),
+                    Device::Gpu(n) => params.use_gpu(true).gpu_device(n as i32),
+                };
+                let context = WhisperContext::new_with_params(&key.path, params).map_err(|_| {
+                    ModelError::Load {
+                        path: key.path.clone(),
+                    }
+                })?;
+                Engine::Whisper { context, info }
+            }
+            ModelKind::SileroVad => {
+                let model = SileroModel::load(&key.path)?;
+                if model.info().file_size != key.size {
+                    return Err(changed());
+                }
+                Engine::SileroVad(model)
+            }
         };
-        let context =
-            WhisperContext::new_with_params(&key.path, params).map_err(|_| ModelError::Load {
-                path: key.path.clone(),
-            })?;
         Ok(LoadedModel {
             key: key.clone(),
-            context,
-            info,
+            engine,
             load_time: start.elapsed(),
         })
     }
@@ -164,12 +201,34 @@ impl LoadedModel {
         &self.key
     }
 
+    /// The whisper.cpp context of a Whisper model.
+    ///
+    /// # Panics
+    /// On a voice detector (a `ModelKind::SileroVad` key): asking it for text is a bug.
     pub fn context(&self) -> &WhisperContext {
-        &self.context
+        match &self.engine {
+            Engine::Whisper { context, .. } => context,
+            Engine::SileroVad(_) => panic!(
+                "{} is a voice detector, not a Whisper model",
+                self.key.path.display()
+            ),
+        }
     }
 
-    pub fn info(&self) -> &ggml::ModelInfo {
-        &self.info
+    /// What the checks learnt about a Whisper model; `None` for a voice detector.
+    pub fn info(&self) -> Option<&ggml::ModelInfo> {
+        match &self.engine {
+            Engine::Whisper { info, .. } => Some(info),
+            Engine::SileroVad(_) => None,
+        }
+    }
+
+    /// The voice detector of a `ModelKind::SileroVad` model.
+    pub fn silero(&self) -> Option<&SileroModel> {
+        match &self.engine {
+            Engine::SileroVad(model) => Some(model),
+            Engine::Whisper { .. } => None,
+        }
     }
 
     pub fn load_time(&self) -> Duration {
@@ -178,7 +237,7 @@ impl LoadedModel {
 
     /// The size of the weights (the ggml file).
     pub fn bytes(&self) -> u64 {
-        self.info.file_size
+        self.key.size
     }
 }
 

@@ -461,6 +461,89 @@ pub fn inspect(path: &Path) -> Result<ModelInfo, ModelError> {
     })
 }
 
+/// What `inspect_silero` learnt about a ggml Silero VAD file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SileroInfo {
+    pub version: String,
+    /// Samples per speech probability.
+    pub window: usize,
+    pub file_size: u64,
+}
+
+/// Checks a whisper.cpp ggml Silero VAD file the way whisper.cpp will read it (header,
+/// layer sizes, then tensors that fit the file), so a damaged or wrong file is an error
+/// instead of a crash inside whisper.cpp.
+pub fn inspect_silero(path: &Path) -> Result<SileroInfo, ModelError> {
+    let mut r = open(path)?;
+    let bad = |what: String| ModelError::invalid(path, what);
+    let magic = r.i32("header")? as u32;
+    let type_len = r.i32("header")?;
+    let model_type = if magic == MAGIC && (1..=64).contains(&type_len) {
+        String::from_utf8(r.bytes(type_len as u64, "header")?).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    if !model_type.starts_with("silero") {
+        return Err(bad(
+            "not a ggml Silero VAD model (such as ggml-silero-v6.2.0.bin)".into(),
+        ));
+    }
+    let version: Vec<String> = (0..3)
+        .map(|_| r.i32("header").map(|v| v.to_string()))
+        .collect::<Result<_, _>>()?;
+    let (window, context) = (r.i32("header")?, r.i32("header")?);
+    if !(64..=8192).contains(&window) || !(0..=8192).contains(&context) {
+        return Err(bad(format!(
+            "window {window} and context {context} are not a Silero model's"
+        )));
+    }
+    let layers = r.i32("hyper-parameters")?;
+    if !(1..=16).contains(&layers) {
+        return Err(bad(format!("{layers} encoder layers")));
+    }
+    for _ in 0..(layers * 3 + 4) {
+        let v = r.i32("hyper-parameters")?;
+        if !(1..=65_536).contains(&v) {
+            return Err(bad(format!("layer size {v}")));
+        }
+    }
+    let mut n_tensors = 0;
+    while r.pos < r.len {
+        let section = "tensor data";
+        let (n_dims, name_len, type_id) = (r.i32(section)?, r.i32(section)?, r.i32(section)?);
+        if !(0..=4).contains(&n_dims)
+            || !(1..=256).contains(&name_len)
+            || !(0..=1).contains(&type_id)
+        {
+            return Err(bad(format!(
+                "tensor {n_tensors} has {n_dims} dimensions, a {name_len}-byte name and type {type_id}"
+            )));
+        }
+        let mut elements: u64 = 1;
+        for _ in 0..n_dims {
+            let d = r.i32(section)?;
+            if !(1..=1 << 24).contains(&d) {
+                return Err(bad(format!("tensor {n_tensors} has dimension {d}")));
+            }
+            elements = elements.saturating_mul(d as u64);
+        }
+        r.skip(name_len as u64, section)?;
+        r.skip(
+            elements.saturating_mul(if type_id == 0 { 4 } else { 2 }),
+            section,
+        )?;
+        n_tensors += 1;
+    }
+    if n_tensors == 0 {
+        return Err(bad("no tensors: the file is truncated".into()));
+    }
+    Ok(SileroInfo {
+        version: version.join("."),
+        window: window as usize,
+        file_size: r.len,
+    })
+}
+
 /// Writes a ggml model file section by section, in the order whisper.cpp reads it.
 pub struct Writer<W: Write> {
     out: BufWriter<W>,

@@ -2,6 +2,11 @@
 //! steady noise away from whisper.cpp. It compares each 30 ms frame's energy with the noise
 //! floor (the quietest frame of the last few seconds) and asks voiced speech to be tonal
 //! rather than hiss-like (few zero crossings) before an utterance may start.
+//!
+//! The optional Silero detector (`silero`) scores speech with a small neural network instead;
+//! both feed the same `Segmenter`, behind one `VoiceDetector`.
+
+pub mod silero;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -89,13 +94,70 @@ impl HighPass {
     }
 }
 
+/// Turns each frame's speech decision into utterance events: an utterance ends once its last
+/// speech frame is `min_silence` behind. Both detectors use it.
+#[derive(Debug, Clone)]
+pub struct Segmenter {
+    min_silence: Duration,
+    in_speech: bool,
+    silent_frames: usize,
+}
+
+impl Segmenter {
+    pub fn new(min_silence: Duration) -> Self {
+        Segmenter {
+            min_silence,
+            in_speech: false,
+            silent_frames: 0,
+        }
+    }
+
+    pub fn in_speech(&self) -> bool {
+        self.in_speech
+    }
+
+    pub fn next(&mut self, speech: bool) -> VadEvent {
+        let frame_ms = (FRAME_SAMPLES * 1000 / 16_000) as u128;
+        let min_silence_frames = self.min_silence.as_millis().div_ceil(frame_ms).max(1) as usize;
+        match (self.in_speech, speech) {
+            (false, true) => {
+                self.in_speech = true;
+                self.silent_frames = 0;
+                VadEvent::SpeechStart
+            }
+            (false, false) => VadEvent::Silence,
+            (true, true) => {
+                self.silent_frames = 0;
+                VadEvent::Speech
+            }
+            (true, false) => {
+                self.silent_frames += 1;
+                if self.silent_frames >= min_silence_frames {
+                    self.in_speech = false;
+                    VadEvent::SpeechEnd
+                } else {
+                    VadEvent::Pause
+                }
+            }
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.in_speech = false;
+        self.silent_frames = 0;
+    }
+
+    pub fn set_min_silence(&mut self, min_silence: Duration) {
+        self.min_silence = min_silence;
+    }
+}
+
 pub struct EnergyVad {
     config: VadConfig,
     high_pass: HighPass,
     recent_db: VecDeque<f32>,
     frames_seen: usize,
-    in_speech: bool,
-    silent_frames: usize,
+    segmenter: Segmenter,
 }
 
 fn frame_db(frame: &[f32]) -> f32 {
@@ -118,8 +180,7 @@ impl EnergyVad {
             high_pass: HighPass::default(),
             recent_db: VecDeque::with_capacity(FLOOR_WINDOW_FRAMES),
             frames_seen: 0,
-            in_speech: false,
-            silent_frames: 0,
+            segmenter: Segmenter::new(config.min_silence),
         }
     }
 
@@ -129,10 +190,11 @@ impl EnergyVad {
 
     pub fn set_min_silence(&mut self, min_silence: Duration) {
         self.config.min_silence = min_silence;
+        self.segmenter.set_min_silence(min_silence);
     }
 
     pub fn in_speech(&self) -> bool {
-        self.in_speech
+        self.segmenter.in_speech()
     }
 
     /// Classifies one frame of `FRAME_SAMPLES` samples (non-finite samples count as silence).
@@ -157,38 +219,15 @@ impl EnergyVad {
             && db > floor + self.config.margin_db()
             && db > peak - PEAK_RANGE_DB;
         // Starting needs voiced speech; continuing needs only energy (consonants hiss).
-        let speech =
-            loud && (self.in_speech || zero_crossing_rate(&clean) < MAX_VOICED_ZERO_CROSSINGS);
-        let min_silence_frames = (self.config.min_silence.as_millis() as usize)
-            .div_ceil(30)
-            .max(1);
-        match (self.in_speech, speech) {
-            (false, true) => {
-                self.in_speech = true;
-                self.silent_frames = 0;
-                VadEvent::SpeechStart
-            }
-            (false, false) => VadEvent::Silence,
-            (true, true) => {
-                self.silent_frames = 0;
-                VadEvent::Speech
-            }
-            (true, false) => {
-                self.silent_frames += 1;
-                if self.silent_frames >= min_silence_frames {
-                    self.in_speech = false;
-                    VadEvent::SpeechEnd
-                } else {
-                    VadEvent::Pause
-                }
-            }
-        }
+        let speech = loud
+            && (self.segmenter.in_speech()
+                || zero_crossing_rate(&clean) < MAX_VOICED_ZERO_CROSSINGS);
+        self.segmenter.next(speech)
     }
 
     /// Forgets the utterance in progress (a flush or a discontinuity); keeps the noise floor.
     pub fn reset(&mut self) {
-        self.in_speech = false;
-        self.silent_frames = 0;
+        self.segmenter.reset();
     }
 }
 
@@ -206,4 +245,62 @@ pub fn dynamic_range_db(audio: &[f32]) -> f32 {
     levels.sort_by(f32::total_cmp);
     let at = |q: f32| levels[((levels.len() - 1) as f32 * q) as usize];
     at(0.9) - at(0.1)
+}
+
+/// The stream's voice detector. The energy detector decides each frame as it comes; Silero
+/// scores blocks of frames, so frames come back with their events a little later.
+pub enum VoiceDetector {
+    Energy(EnergyVad),
+    Silero(silero::SileroVad),
+}
+
+/// A frame with what the detector made of it.
+pub type Decided = (Vec<f32>, VadEvent);
+
+impl VoiceDetector {
+    /// Classifies one frame of `FRAME_SAMPLES`; returns the frames decided by now, in order.
+    pub fn push(&mut self, frame: &[f32]) -> Result<Vec<Decided>, String> {
+        match self {
+            VoiceDetector::Energy(vad) => Ok(vec![(frame.to_vec(), vad.process(frame))]),
+            VoiceDetector::Silero(vad) => vad.push(frame),
+        }
+    }
+
+    /// Decides every frame still waiting (end of stream, a gap).
+    pub fn flush(&mut self) -> Result<Vec<Decided>, String> {
+        match self {
+            VoiceDetector::Energy(_) => Ok(Vec::new()),
+            VoiceDetector::Silero(vad) => vad.flush(),
+        }
+    }
+
+    /// Forgets the utterance in progress and frames not yet decided.
+    pub fn reset(&mut self) {
+        match self {
+            VoiceDetector::Energy(vad) => vad.reset(),
+            VoiceDetector::Silero(vad) => vad.reset(),
+        }
+    }
+
+    pub fn config(&self) -> &VadConfig {
+        match self {
+            VoiceDetector::Energy(vad) => vad.config(),
+            VoiceDetector::Silero(vad) => vad.config(),
+        }
+    }
+
+    pub fn set_min_silence(&mut self, min_silence: Duration) {
+        match self {
+            VoiceDetector::Energy(vad) => vad.set_min_silence(min_silence),
+            VoiceDetector::Silero(vad) => vad.set_min_silence(min_silence),
+        }
+    }
+
+    /// Frames pushed but not yet decided.
+    pub fn undecided_samples(&self) -> usize {
+        match self {
+            VoiceDetector::Energy(_) => 0,
+            VoiceDetector::Silero(vad) => vad.undecided_samples(),
+        }
+    }
 }
