@@ -1,0 +1,247 @@
+//! Live input in real time: how long after its utterance ends each final comes, against the
+//! latency the element promises: `max-observed-delay`, its notifications, and the
+//! `whisperstt-late` warnings past latency + lateness. Real time, so one short recording per
+//! test, and the tests take turns rather than compete for the CPU.
+
+mod common;
+
+use common::pipeline::{self, clock};
+use gst::prelude::*;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The tests of this binary run one at a time: each one's delays are its own.
+static REAL_TIME: Mutex<()> = Mutex::new(());
+
+/// A LibriVox sentence (7.1 s, with short pauses) followed by 2 s of silence, so the voice
+/// detector ends the utterance on silence before EOS does.
+fn recording() -> Vec<f32> {
+    let (path, _) = common::pocketsphinx_clips()
+        .into_iter()
+        .find(|(p, _)| p.to_string_lossy().ends_with("-0870.wav"))
+        .unwrap();
+    let mut audio = common::read_audio(&path);
+    audio.extend(std::iter::repeat_n(0.0, 2 * 16_000));
+    audio
+}
+
+/// What one live run posted, and what `max-observed-delay` said.
+struct Live {
+    /// Final transcripts, each with the pipeline's running time when it reached the bus.
+    finals: Vec<(gst::ClockTime, gst::Structure)>,
+    /// Warnings: (text, details), in bus order, each with the number of finals before it.
+    warnings: Vec<(usize, String, Option<gst::Structure>)>,
+    /// The property's value in each notify::max-observed-delay, in order.
+    notified: Vec<u32>,
+    /// The property after EOS.
+    max_observed: u32,
+}
+
+impl Live {
+    /// The running time the final ended at: where the element measures its delay from.
+    fn end(s: &gst::StructureRef) -> gst::ClockTime {
+        s.get::<gst::ClockTime>("running-time").unwrap()
+            + s.get::<gst::ClockTime>("duration").unwrap()
+    }
+
+    fn late(&self) -> Vec<&gst::Structure> {
+        self.warnings
+            .iter()
+            .filter_map(|(_, _, d)| d.as_ref())
+            .filter(|d| d.name() == "whisperstt-late")
+            .collect()
+    }
+}
+
+/// Plays `samples` from a live appsrc, in real time in 100 ms buffers, into
+/// `whispersink name=sink threads=1 {properties}` (as tests/realtime.rs does).
+///
+/// One inference thread keeps the delays meaningful when other test binaries run alongside:
+/// whisper.cpp's threads spin-wait on each other, so with another whisper process on the two
+/// cores a two-thread final decode of this sentence took 14 s instead of 1.2 s; one thread
+/// takes about 2.1 s alone and 2.5 s beside that process.
+fn play_live(samples: &[f32], properties: &str) -> Live {
+    let _turn = REAL_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let p = pipeline::launch(&format!(
+        "appsrc name=src is-live=true format=time do-timestamp=false \
+         caps=audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved ! \
+         whispersink name=sink threads=1 {properties}"
+    ));
+    let sink = p.by_name("sink").unwrap();
+    let notified = Arc::new(Mutex::new(Vec::new()));
+    {
+        let notified = notified.clone();
+        sink.connect_notify(Some("max-observed-delay"), move |sink, _| {
+            notified
+                .lock()
+                .unwrap()
+                .push(sink.property::<u32>("max-observed-delay"));
+        });
+    }
+    let src: gst_app::AppSrc = p.by_name("src").unwrap().downcast().unwrap();
+    let bus = p.bus().unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    let started = Instant::now();
+    let feeder = {
+        let samples = samples.to_vec();
+        std::thread::spawn(move || {
+            for (i, chunk) in samples.chunks(1600).enumerate() {
+                let due = Duration::from_millis(100 * (i as u64 + 1));
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+                let mut b = gst::Buffer::from_slice(
+                    chunk
+                        .iter()
+                        .flat_map(|s| s.to_le_bytes())
+                        .collect::<Vec<u8>>(),
+                );
+                let b_mut = b.get_mut().unwrap();
+                b_mut.set_pts(gst::ClockTime::from_mseconds(100 * i as u64));
+                b_mut.set_duration(gst::ClockTime::from_mseconds(100));
+                if src.push_buffer(b).is_err() {
+                    return;
+                }
+            }
+            let _ = src.end_of_stream();
+        })
+    };
+    let mut live = Live {
+        finals: Vec::new(),
+        warnings: Vec::new(),
+        notified: Vec::new(),
+        max_observed: 0,
+    };
+    let limit = Duration::from_secs_f64(samples.len() as f64 / 16_000.0 + 60.0);
+    loop {
+        assert!(started.elapsed() < limit, "live pipeline did not finish");
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else {
+            continue;
+        };
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("{} ({:?})", e.error(), e.debug()),
+            gst::MessageView::Warning(w) => {
+                let details = w.details().map(|d| d.to_owned());
+                eprintln!("warning: {} {details:?}", w.error());
+                live.warnings
+                    .push((live.finals.len(), w.error().to_string(), details));
+            }
+            gst::MessageView::Element(e) => {
+                let s = e.structure().unwrap();
+                if s.name() == "whisperstt-transcript" && s.get::<bool>("is-final").unwrap() {
+                    let now = p.current_running_time().unwrap();
+                    eprintln!(
+                        "final {} ends {} reached the bus at {now} (inference {} ms): {}",
+                        s.get::<u64>("utterance-id").unwrap(),
+                        Live::end(s),
+                        s.get::<gst::ClockTime>("inference-time")
+                            .unwrap()
+                            .mseconds(),
+                        s.get::<&str>("text").unwrap()
+                    );
+                    live.finals.push((now, s.to_owned()));
+                }
+            }
+            _ => {}
+        }
+    }
+    feeder.join().unwrap();
+    live.max_observed = sink.property::<u32>("max-observed-delay");
+    p.set_state(gst::State::Null).unwrap();
+    live.notified = notified.lock().unwrap().clone();
+    eprintln!(
+        "max-observed-delay {} ms, notified {:?}",
+        live.max_observed, live.notified
+    );
+    live
+}
+
+/// Checks what holds whatever the delays were: the property only grows, each growth is
+/// notified, and no delay it records exceeds the time its final took to reach the bus.
+fn check_observed(live: &Live) {
+    assert!(!live.finals.is_empty());
+    assert!(
+        !live.notified.is_empty(),
+        "notify::max-observed-delay never fired"
+    );
+    assert!(
+        live.notified.windows(2).all(|w| w[0] < w[1]),
+        "{:?}",
+        live.notified
+    );
+    assert_eq!(*live.notified.last().unwrap(), live.max_observed);
+    // The element measures each delay before it posts the final, so the delay with which
+    // finals reached the bus bounds it.
+    let seen = live
+        .finals
+        .iter()
+        .map(|(at, s)| at.saturating_sub(Live::end(s)).mseconds())
+        .max()
+        .unwrap();
+    assert!(
+        live.max_observed as u64 <= seen,
+        "max-observed-delay {} ms, but every final reached the bus within {seen} ms",
+        live.max_observed
+    );
+}
+
+#[test]
+fn finals_later_than_the_latency_are_warned_about() {
+    // An utterance ends after vad-min-silence of silence, and keeps only vad-padding (300 ms)
+    // of it: a final on silence comes at least 900 ms after its end however fast the CPU,
+    // well past latency 500 ms.
+    let live = play_live(&recording(), "latency=500 lateness=0 vad-min-silence=1200");
+    check_observed(&live);
+    let late = live.late();
+    assert!(!late.is_empty(), "no whisperstt-late warning");
+    let mut largest = gst::ClockTime::ZERO;
+    let mut warned = Vec::new();
+    for (before, text, details) in &live.warnings {
+        let d = details
+            .as_ref()
+            .filter(|d| d.name() == "whisperstt-late")
+            .unwrap_or_else(|| panic!("unexpected warning: {text}"));
+        let delay = clock(d, "delay");
+        let id = d.get::<u64>("utterance-id").unwrap();
+        assert!(!warned.contains(&id), "two warnings for utterance {id}");
+        warned.push(id);
+        assert!(delay > gst::ClockTime::from_mseconds(500), "{d:?}");
+        assert_eq!(clock(d, "latency"), gst::ClockTime::from_mseconds(500));
+        assert_eq!(clock(d, "lateness"), gst::ClockTime::ZERO);
+        assert_eq!(
+            text,
+            &format!(
+                "Final transcript {} ms after its utterance ended: over latency 500 ms + lateness 0 ms",
+                delay.mseconds()
+            )
+        );
+        // Posted just before that final, which then took at least as long to reach us.
+        let (at, last) = live
+            .finals
+            .get(*before)
+            .unwrap_or_else(|| panic!("no final after the warning for utterance {id}"));
+        assert_eq!(last.get::<u64>("utterance-id").unwrap(), id);
+        assert!(
+            delay <= at.saturating_sub(Live::end(last)),
+            "{d:?} {last:?}"
+        );
+        largest = largest.max(delay);
+    }
+    // Warned finals are the ones over 500 ms, so the largest delay of all was warned about.
+    assert!(live.max_observed > 0);
+    assert_eq!(live.max_observed as u64, largest.mseconds());
+}
+
+#[test]
+fn finals_within_latency_and_lateness_are_not_warned_about() {
+    let live = play_live(&recording(), "lateness=2000");
+    check_observed(&live);
+    assert!(live.late().is_empty(), "late finals: {:?}", live.late());
+    // Default latency 3000 ms + lateness 2000 ms; a final cannot come instantly.
+    assert!(
+        (1..=5000).contains(&live.max_observed),
+        "max-observed-delay {} ms",
+        live.max_observed
+    );
+}
