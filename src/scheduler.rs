@@ -1,21 +1,51 @@
-//! The process-wide inference budget. whisper.cpp's worker threads spin while they wait, so
-//! more inference threads than cores does not share the CPU, it wastes it: two concurrent
-//! 2-thread decodes on 2 cores ran many times slower than the same decodes one after another.
-//! Every decode therefore takes its threads from one budget (the cores by default), first come
-//! first served.
+//! The inference scheduler: one thread budget per device, shared by every stream and model on
+//! it. whisper.cpp's worker threads spin while they wait, so more inference threads than
+//! cores does not share the CPU, it wastes it: two concurrent 2-thread decodes on 2 cores ran
+//! many times slower than the same decodes one after another. Every decode therefore takes its
+//! threads from its device's budget (the cores for the CPU). Two models on the same cores
+//! compete for the same cores, so the budget is per device, not per model.
+//!
+//! Waiting decodes are served earliest deadline first: a live stream's final (due within its
+//! latency) goes before a file's backlog (due much later), and files still age into their
+//! turn. A waiting decode can be abandoned (a flush or a stop) without waiting for its turn.
 
+use crate::model::cache::Device;
 use once_cell::sync::Lazy;
-use std::collections::VecDeque;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 pub const BUDGET_ENV: &str = "WHISPERSTT_THREAD_BUDGET";
+
+/// How often a waiting decode looks at its abort flag.
+const ABORT_POLL: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    ticket: u64,
+    deadline: Instant,
+    threads: u32,
+}
+
+impl Waiting {
+    fn key(&self) -> (Instant, u64) {
+        (self.deadline, self.ticket)
+    }
+}
 
 struct State {
     free: u32,
     capacity: u32,
-    /// Tickets of the waiting decodes, oldest first.
-    queue: VecDeque<u64>,
+    waiting: Vec<Waiting>,
     next_ticket: u64,
+}
+
+impl State {
+    /// The waiting decode served next: the earliest deadline, then the earliest arrival.
+    fn head(&self) -> Option<Waiting> {
+        self.waiting.iter().min_by_key(|w| w.key()).copied()
+    }
 }
 
 pub struct ThreadBudget {
@@ -27,6 +57,16 @@ pub struct ThreadBudget {
 pub struct Permit<'a> {
     budget: &'a ThreadBudget,
     threads: u32,
+    /// How long the decode waited for its turn.
+    pub waited: Duration,
+    /// Whether it waited for other decodes past its deadline.
+    pub late: bool,
+}
+
+impl Permit<'_> {
+    pub fn threads(&self) -> u32 {
+        self.threads
+    }
 }
 
 impl Drop for Permit<'_> {
@@ -43,7 +83,7 @@ impl ThreadBudget {
             state: Mutex::new(State {
                 free: capacity,
                 capacity,
-                queue: VecDeque::new(),
+                waiting: Vec::new(),
                 next_ticket: 0,
             }),
             changed: Condvar::new(),
@@ -54,38 +94,114 @@ impl ThreadBudget {
         self.state.lock().unwrap().capacity
     }
 
-    /// Waits until `threads` (at most the whole budget) are free and it is this caller's turn.
-    pub fn acquire(&self, threads: u32) -> Permit<'_> {
+    /// Decodes waiting for threads now.
+    pub fn waiting(&self) -> usize {
+        self.state.lock().unwrap().waiting.len()
+    }
+
+    /// Waits until `threads` (at most the whole budget) are free and no waiting decode has
+    /// an earlier deadline. `None` if `abort` was set first.
+    pub fn acquire(
+        &self,
+        threads: u32,
+        deadline: Instant,
+        abort: &AtomicBool,
+    ) -> Option<Permit<'_>> {
+        let started = Instant::now();
         let mut s = self.state.lock().unwrap();
-        let threads = threads.clamp(1, s.capacity);
-        let ticket = s.next_ticket;
+        let me = Waiting {
+            ticket: s.next_ticket,
+            deadline,
+            threads: threads.clamp(1, s.capacity),
+        };
         s.next_ticket += 1;
-        s.queue.push_back(ticket);
-        let mut s = self
-            .changed
-            .wait_while(s, |s| s.queue.front() != Some(&ticket) || s.free < threads)
-            .unwrap();
-        s.queue.pop_front();
-        s.free -= threads;
+        s.waiting.push(me);
+        let mut queued = false;
+        loop {
+            if abort.load(Ordering::Relaxed) {
+                s.waiting.retain(|w| w.ticket != me.ticket);
+                drop(s);
+                // The next in line may be this one's successor.
+                self.changed.notify_all();
+                return None;
+            }
+            let head = s.head().map(|w| w.ticket);
+            if head == Some(me.ticket) && s.free >= me.threads {
+                break;
+            }
+            queued = true;
+            s = self.changed.wait_timeout(s, ABORT_POLL).unwrap().0;
+        }
+        s.waiting.retain(|w| w.ticket != me.ticket);
+        s.free -= me.threads;
         drop(s);
         // The next in line may fit in what is left.
         self.changed.notify_all();
-        Permit {
+        let now = Instant::now();
+        Some(Permit {
             budget: self,
-            threads,
-        }
+            threads: me.threads,
+            waited: now - started,
+            late: queued && now > deadline,
+        })
     }
 }
 
-/// The budget every stream in the process shares: `$WHISPERSTT_THREAD_BUDGET`, else the cores.
-pub fn global() -> &'static ThreadBudget {
-    static GLOBAL: Lazy<ThreadBudget> = Lazy::new(|| {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-        let budget = std::env::var(BUDGET_ENV)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(cores);
-        ThreadBudget::new(budget)
-    });
-    &GLOBAL
+fn capacity_from_env() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    std::env::var(BUDGET_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &u32| n > 0)
+        .unwrap_or(cores)
+}
+
+/// The budget every stream on `device` shares: for the CPU `$WHISPERSTT_THREAD_BUDGET`, else
+/// the cores; for a GPU the same number of concurrent decodes.
+pub fn for_device(device: Device) -> &'static ThreadBudget {
+    static BUDGETS: Lazy<Mutex<HashMap<Device, &'static ThreadBudget>>> = Lazy::new(Mutex::default);
+    BUDGETS
+        .lock()
+        .unwrap()
+        .entry(device)
+        .or_insert_with(|| Box::leak(Box::new(ThreadBudget::new(capacity_from_env()))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn earliest_deadline_goes_first_and_waiting_can_be_abandoned() {
+        let budget = Arc::new(ThreadBudget::new(1));
+        let never = AtomicBool::new(false);
+        let now = Instant::now();
+        let held = budget.acquire(1, now, &never).unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let abandon = Arc::new(AtomicBool::new(false));
+        let spawn = |name: &'static str, due: Duration, abort: Arc<AtomicBool>| {
+            let (budget, order) = (budget.clone(), order.clone());
+            std::thread::spawn(move || {
+                if let Some(p) = budget.acquire(1, now + due, &abort) {
+                    order.lock().unwrap().push(name);
+                    drop(p);
+                }
+            })
+        };
+        let file = spawn("file", Duration::from_secs(30), Arc::default());
+        std::thread::sleep(Duration::from_millis(50));
+        let gone = spawn("abandoned", Duration::from_millis(1), abandon.clone());
+        let live = spawn("live", Duration::from_secs(3), Arc::default());
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(budget.waiting(), 3);
+        abandon.store(true, Ordering::Relaxed);
+        gone.join().unwrap();
+        assert_eq!(budget.waiting(), 2);
+        drop(held);
+        file.join().unwrap();
+        live.join().unwrap();
+        // The live decode came later but is due sooner.
+        assert_eq!(*order.lock().unwrap(), ["live", "file"]);
+    }
 }

@@ -88,9 +88,12 @@ fn other_rates_formats_and_channels_give_the_same_words_and_times() {
                 "{caps} {}: finals {got:?}, 16 kHz {want:?}",
                 path.display()
             );
+            // 8 kHz audio has nothing above 4 kHz: a final hiss ("was") is gone, so the
+            // speech ends a little sooner there.
+            let tolerance = if caps.contains("rate=8000") { 0.4 } else { 0.3 };
             for (w, g) in want.iter().zip(got) {
                 assert!(
-                    (w.0 - g.0).abs() <= 0.3 && (w.1 - g.1).abs() <= 0.3,
+                    (w.0 - g.0).abs() <= tolerance && (w.1 - g.1).abs() <= tolerance,
                     "{caps} {}: final {g:?}, 16 kHz {w:?}",
                     path.display()
                 );

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: whisperstt-model <command>
 
 commands:
-  import SRC_DIR OUT.bin   convert a faster-whisper (CTranslate2) model directory to ggml
+  import [--quantize q8_0] SRC_DIR OUT.bin
+                           convert a faster-whisper (CTranslate2) model directory to ggml;
+                           --quantize q8_0 stores the matrices as 8-bit blocks (smaller, faster)
   info MODEL               hyper-parameters, weight type and size of a model (file, directory or name)
   list                     the models in the models directory
   fetch NAME               download an official whisper.cpp ggml model into the models directory
@@ -37,7 +39,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
-        ["import", src, out] => cmd_import(Path::new(src), Path::new(out)),
+        ["import", src, out] => cmd_import(Path::new(src), Path::new(out), "f16"),
+        ["import", "--quantize", weights, src, out] => {
+            cmd_import(Path::new(src), Path::new(out), weights)
+        }
         ["info", model] => cmd_info(model),
         ["list"] => cmd_list(),
         ["fetch", name] => cmd_fetch(name),
@@ -63,12 +68,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn cmd_import(src: &Path, out: &Path) -> Result<(), String> {
+fn cmd_import(src: &Path, out: &Path, weights: &str) -> Result<(), String> {
+    let weights: ggml::WeightType = weights.parse()?;
     let started = std::time::Instant::now();
     eprintln!("importing {} ...", src.display());
-    let report = import::import_dir(src, out).map_err(|e| e.to_string())?;
+    let report = import::import_dir_as(src, out, weights).map_err(|e| e.to_string())?;
     println!(
-        "imported {} ({} {}, {} source) to {} ({:.1} MB) in {:.1} s",
+        "imported {} ({} {}, {} source, {} weights) to {} ({:.1} MB) in {:.1} s",
         src.display(),
         report.hparams.size_name(),
         if report.hparams.is_multilingual() {
@@ -77,6 +83,7 @@ fn cmd_import(src: &Path, out: &Path) -> Result<(), String> {
             "English-only"
         },
         report.source_type,
+        weights.name(),
         report.output.display(),
         report.bytes as f64 / 1e6,
         started.elapsed().as_secs_f64()

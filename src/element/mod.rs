@@ -211,6 +211,7 @@ pub fn transcript_message(element: &gst::Element, t: &TimedTranscript) -> gst::M
         .field("words", words)
         .field("inference-time", clock_time(tr.inference_time))
         .field("audio-duration", clock_time(tr.audio_duration))
+        .field("lag", t.lag)
         .field("model", t.model.as_str())
         .field("device", t.device.as_str())
         .field("element", element.name().as_str())

@@ -536,6 +536,7 @@ impl Settings {
             }),
             partial_interval: ms(self.partial_interval_ms),
             max_utterance: ms(self.max_utterance_ms),
+            latency: ms(self.latency_ms),
         }
     }
 

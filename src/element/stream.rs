@@ -18,6 +18,8 @@ pub struct TimedTranscript {
     pub duration: ClockTime,
     pub running_time: Option<ClockTime>,
     pub stream_time: Option<ClockTime>,
+    /// Audio still queued for the stream when this result was posted: how far it is behind.
+    pub lag: ClockTime,
     pub model: String,
     pub device: String,
     /// The timestamp of the transcriber's sample 0.
@@ -171,6 +173,19 @@ impl Stream {
         Ok(self.place(out))
     }
 
+    pub fn is_live(&self) -> bool {
+        self.transcriber.is_live()
+    }
+
+    pub fn model_and_device(&self) -> (&str, &str) {
+        (&self.model, &self.device)
+    }
+
+    /// Live decodes the scheduler served after their deadline so far.
+    pub fn late_decodes(&self) -> u64 {
+        self.transcriber.late_decodes()
+    }
+
     pub fn set_decode_options(
         &mut self,
         options: &crate::transcriber::DecodeOptions,
@@ -198,6 +213,7 @@ impl Stream {
                 TimedTranscript {
                     running_time: self.segment.to_running_time(pts),
                     stream_time: self.segment.to_stream_time(pts),
+                    lag: ClockTime::ZERO,
                     transcript,
                     pts,
                     duration,

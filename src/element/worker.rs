@@ -241,6 +241,7 @@ fn run(
         transcriber.abort_flag().store(true, Ordering::Relaxed);
     }
     let mut stream = Stream::new(transcriber);
+    let mut overload = OverloadWatch::default();
     loop {
         let (item, work) = {
             let mut q = shared.queue.lock().unwrap();
@@ -276,6 +277,8 @@ fn run(
             live: work.live,
         };
         let result = handle(&element, &mut stream, item, work.caught_up, &mut current);
+        let lag_ns = shared.queue.lock().unwrap().queued_ns;
+        overload.check(&element, &stream, lag_ns, &settings);
         // Flushing is not an error of the stream: the next item after the flush goes on.
         if let Err(e) = result.filter_flushing() {
             let mut q = shared.queue.lock().unwrap();
@@ -284,6 +287,58 @@ fn run(
             }
             shared.changed.notify_all();
         }
+    }
+}
+
+/// Warns when the device cannot keep up with this live stream: it has stayed further behind
+/// real time than its latency for `OVERLOAD_AFTER` (work arrives faster than it is done). At
+/// most one warning per `OVERLOAD_WARNING_INTERVAL`.
+#[derive(Default)]
+struct OverloadWatch {
+    behind_since: Option<Instant>,
+    warned_at: Option<Instant>,
+}
+
+const OVERLOAD_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+const OVERLOAD_WARNING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl OverloadWatch {
+    fn check(&mut self, element: &gst::Element, stream: &Stream, lag_ns: u64, settings: &Settings) {
+        let latency = settings.latency();
+        if !stream.is_live() || lag_ns <= latency.nseconds() {
+            self.behind_since = None;
+            return;
+        }
+        let since = *self.behind_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < OVERLOAD_AFTER
+            || self
+                .warned_at
+                .is_some_and(|t| t.elapsed() < OVERLOAD_WARNING_INTERVAL)
+        {
+            return;
+        }
+        self.warned_at = Some(Instant::now());
+        let lag = gst::ClockTime::from_nseconds(lag_ns);
+        let (model, device) = stream.model_and_device();
+        let details = gst::Structure::builder("whisperstt-overload")
+            .field("model", model)
+            .field("device", device)
+            .field("lag", lag)
+            .field("latency", latency)
+            .field("late-decodes", stream.late_decodes())
+            .build();
+        gst::element_warning!(
+            element,
+            gst::CoreError::Clock,
+            (
+                "Model {} on {} is overloaded: this live stream is {} ms behind real time (latency {} ms); partial results are shed first, finals are kept",
+                model,
+                device,
+                lag.mseconds(),
+                latency.mseconds()
+            ),
+            details: details
+        );
     }
 }
 
@@ -323,10 +378,11 @@ impl Current<'_> {
         self.shared.queue.lock().unwrap().generation != self.generation
     }
 
-    fn transcript(&mut self, t: &TimedTranscript) -> Result<gst::FlowSuccess, gst::FlowError> {
+    fn transcript(&mut self, t: &mut TimedTranscript) -> Result<gst::FlowSuccess, gst::FlowError> {
         if self.stale() {
             return Err(gst::FlowError::Flushing);
         }
+        t.lag = gst::ClockTime::from_nseconds(self.shared.queue.lock().unwrap().queued_ns);
         if self.live && t.transcript.is_final {
             self.observe_delay(t);
         }
@@ -395,7 +451,7 @@ fn handle(
     current: &mut Current,
 ) -> Result<gst::FlowSuccess, gst::FlowError> {
     let shared = current.shared;
-    let transcripts = match item {
+    let mut transcripts = match item {
         Item::Caps { caps, live } => {
             if let Err(e) = stream.set_caps(&caps, live) {
                 gst::element_error!(element, gst::StreamError::Format, ("{}", e));
@@ -419,8 +475,8 @@ fn handle(
             out
         }
         Item::Drain(done) => {
-            let out = result(element, stream.drain());
-            for t in out.iter().flatten() {
+            let mut out = result(element, stream.drain());
+            for t in out.iter_mut().flatten() {
                 current.transcript(t)?;
             }
             let _ = done.send(());
@@ -432,7 +488,7 @@ fn handle(
             Vec::new()
         }
     };
-    for t in &transcripts {
+    for t in &mut transcripts {
         current.transcript(t)?;
     }
     Ok(gst::FlowSuccess::Ok)

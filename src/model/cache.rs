@@ -14,7 +14,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
-use whisper_rs::{WhisperContext, WhisperContextParameters};
+use whisper_rs::{WhisperContext, WhisperContextParameters, WhisperState};
 
 /// Where inference runs. `gpu:N` needs a build with a GPU feature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -81,6 +81,8 @@ pub struct ModelKey {
     pub device: Device,
     pub options: ContextOptions,
     pub kind: ModelKind,
+    /// 0 for the shared copy; otherwise a private copy (sharing turned off, for comparison).
+    pub instance: u64,
 }
 
 impl ModelKey {
@@ -95,6 +97,7 @@ impl ModelKey {
             device,
             options,
             kind: ModelKind::Whisper,
+            instance: 0,
         })
     }
 
@@ -115,6 +118,8 @@ pub enum IdleTimeout {
     After(Duration),
 }
 
+/// `off` (or 0, false) gives every acquisition its own copy of the model.
+pub const SHARING_ENV: &str = "WHISPERSTT_MODEL_SHARING";
 pub const IDLE_TIMEOUT_ENV: &str = "WHISPERSTT_MODEL_IDLE_TIMEOUT";
 /// Long enough that a client reconnecting does not pay a reload, short enough that a server
 /// gives memory back soon after a model falls out of use.
@@ -145,6 +150,7 @@ enum Engine {
     Whisper {
         context: WhisperContext,
         info: ggml::ModelInfo,
+        states: StatePool,
     },
     SileroVad(SileroModel),
 }
@@ -180,7 +186,11 @@ impl LoadedModel {
                         path: key.path.clone(),
                     }
                 })?;
-                Engine::Whisper { context, info }
+                Engine::Whisper {
+                    context,
+                    info,
+                    states: StatePool::default(),
+                }
             }
             ModelKind::SileroVad => {
                 let model = SileroModel::load(&key.path)?;
@@ -215,6 +225,50 @@ impl LoadedModel {
         }
     }
 
+    /// Lends a whisper.cpp state (the buffers of one decode, ~140 MB with tiny.en) from the
+    /// model's pool, creating one when every pooled state is lent. A stream borrows one per
+    /// decode, so memory grows with the decodes running at once (bounded by the thread
+    /// budget), not with the streams.
+    ///
+    /// # Panics
+    /// On a voice detector, like `context`.
+    pub fn lend_state(&self) -> Result<StateLoan<'_>, whisper_rs::WhisperError> {
+        let Engine::Whisper {
+            context, states, ..
+        } = &self.engine
+        else {
+            panic!(
+                "{} is a voice detector, not a Whisper model",
+                self.key.path.display()
+            );
+        };
+        let pooled = states.idle.lock().unwrap().pop();
+        let state = match pooled {
+            Some(state) => state,
+            None => {
+                let state = context.create_state()?;
+                states
+                    .created
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                state
+            }
+        };
+        Ok(StateLoan {
+            state: Some(state),
+            pool: states,
+        })
+    }
+
+    /// Whisper states this model has created: its most concurrent decodes so far.
+    pub fn states_created(&self) -> usize {
+        match &self.engine {
+            Engine::Whisper { states, .. } => {
+                states.created.load(std::sync::atomic::Ordering::Relaxed)
+            }
+            Engine::SileroVad(_) => 0,
+        }
+    }
+
     /// What the checks learnt about a Whisper model; `None` for a voice detector.
     pub fn info(&self) -> Option<&ggml::ModelInfo> {
         match &self.engine {
@@ -238,6 +292,41 @@ impl LoadedModel {
     /// The size of the weights (the ggml file).
     pub fn bytes(&self) -> u64 {
         self.key.size
+    }
+}
+
+/// A model's idle whisper states.
+#[derive(Default)]
+struct StatePool {
+    idle: Mutex<Vec<WhisperState>>,
+    created: std::sync::atomic::AtomicUsize,
+}
+
+/// A whisper state lent for one decode; back to the pool when dropped.
+pub struct StateLoan<'a> {
+    state: Option<WhisperState>,
+    pool: &'a StatePool,
+}
+
+impl std::ops::Deref for StateLoan<'_> {
+    type Target = WhisperState;
+
+    fn deref(&self) -> &WhisperState {
+        self.state.as_ref().unwrap()
+    }
+}
+
+impl std::ops::DerefMut for StateLoan<'_> {
+    fn deref_mut(&mut self) -> &mut WhisperState {
+        self.state.as_mut().unwrap()
+    }
+}
+
+impl Drop for StateLoan<'_> {
+    fn drop(&mut self) {
+        if let Some(state) = self.state.take() {
+            self.pool.idle.lock().unwrap().push(state);
+        }
     }
 }
 
@@ -462,6 +551,7 @@ struct Inner {
     default_idle: Mutex<IdleTimeout>,
     listeners: Mutex<Vec<(u64, Listener)>>,
     next_listener: std::sync::atomic::AtomicU64,
+    sharing: std::sync::atomic::AtomicBool,
 }
 
 impl Inner {
@@ -616,8 +706,21 @@ impl ModelCache {
                 default_idle: Mutex::new(default_idle),
                 listeners: Mutex::default(),
                 next_listener: Default::default(),
+                sharing: std::sync::atomic::AtomicBool::new(
+                    std::env::var(SHARING_ENV)
+                        .map_or(true, |v| !matches!(v.as_str(), "0" | "off" | "false")),
+                ),
             }),
         }
+    }
+
+    /// Turns sharing off (each acquisition loads a private copy, as one model per pipeline
+    /// would) or back on: for measuring what sharing saves. Default: on, unless
+    /// `WHISPERSTT_MODEL_SHARING=off`.
+    pub fn set_sharing(&self, on: bool) {
+        self.inner
+            .sharing
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The idle time-out used when a handle does not name its own.
@@ -649,6 +752,22 @@ impl ModelCache {
         key: &ModelKey,
         idle_timeout: Option<IdleTimeout>,
     ) -> (Result<ModelHandle, ModelError>, ModelEvent) {
+        let private;
+        let key = if self
+            .inner
+            .sharing
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            key
+        } else {
+            static NEXT_INSTANCE: std::sync::atomic::AtomicU64 =
+                std::sync::atomic::AtomicU64::new(1);
+            private = ModelKey {
+                instance: NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                ..key.clone()
+            };
+            &private
+        };
         let handle = |model: Arc<LoadedModel>, acquisition| ModelHandle {
             model,
             cache: self.inner.clone(),

@@ -2,7 +2,7 @@
 //! Sources may be float32, float16, bfloat16 or int8 (dequantised per row); the output is
 //! float16 with the f32 tensors whisper.cpp expects.
 
-use super::ggml::{self, Hparams, TensorSpec};
+use super::ggml::{self, Hparams, TensorSpec, WeightType};
 use super::{ct2, mel, vocab, ModelError};
 use sha1::{Digest, Sha1};
 use std::collections::{BTreeSet, HashMap};
@@ -172,6 +172,15 @@ fn source_type(model: &ct2::Model) -> String {
 /// Imports `src_dir` into `out`, written atomically (a temporary file in the same directory,
 /// renamed into place), so a reader never sees half a file and concurrent imports both succeed.
 pub fn import_dir(src_dir: &Path, out: &Path) -> Result<ImportReport, ModelError> {
+    import_dir_as(src_dir, out, WeightType::F16)
+}
+
+/// `import_dir` storing the large matrices as `weights` (q8_0 quantises them on the way).
+pub fn import_dir_as(
+    src_dir: &Path,
+    out: &Path,
+    weights: WeightType,
+) -> Result<ImportReport, ModelError> {
     if !src_dir.is_dir() {
         return Err(ModelError::invalid(src_dir, "not a directory"));
     }
@@ -193,7 +202,10 @@ pub fn import_dir(src_dir: &Path, out: &Path) -> Result<ImportReport, ModelError
             ),
         ));
     }
-    let hp = hparams(&model, &model_path)?;
+    let hp = Hparams {
+        ftype: weights.ftype(),
+        ..hparams(&model, &model_path)?
+    };
     let n_regular = hp.regular_tokens();
     if tokens.len() < n_regular {
         return Err(ModelError::invalid(

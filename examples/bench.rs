@@ -1,0 +1,557 @@
+//! The benchmark behind `scripts/bench.sh`: whisperstt against faster-whisper and plain
+//! whisper-rs on the same audio and the same tiny.en weights, then many live pipelines on one
+//! shared model against one model per pipeline. Each measurement runs in its own process (this
+//! binary with a sub-command, or Python for faster-whisper), so peak memory is its own.
+//!
+//! `bench` runs everything and prints a markdown table, writing `target/bench/results.json`
+//! and (with matplotlib) `target/bench/live.png`. `bench --quick` runs a shorter live part.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use gst::prelude::*;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const THREADS: u32 = 2;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let out = match args.first().map(String::as_str) {
+        Some("file") => file_mode(&args[1], Path::new(&args[2])),
+        Some("live") => live(
+            args[1].parse().unwrap(),
+            args[2] == "shared",
+            args[3].parse().unwrap(),
+        ),
+        _ => {
+            orchestrate(args.iter().any(|a| a == "--quick"));
+            return;
+        }
+    };
+    println!("{out}");
+}
+
+fn bench_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Peak resident memory of this process, from the kernel's high-water mark.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    kb * 1024
+}
+
+fn mb(bytes: f64) -> f64 {
+    bytes / 1e6
+}
+
+// ---------------------------------------------------------------------------------------------
+// File mode
+
+/// Transcribes each file of the JSON list with one system, timing only the transcription
+/// (the model is loaded first, and that time reported apart).
+fn file_mode(system: &str, list: &Path) -> Value {
+    let files: Vec<String> = serde_json::from_str(&std::fs::read_to_string(list).unwrap()).unwrap();
+    match system {
+        "whisperstt" => file_mode_whisperstt(&files),
+        "whisper-rs" => file_mode_whisper_rs(&files),
+        other => panic!("unknown system {other}"),
+    }
+}
+
+fn file_mode_whisperstt(files: &[String]) -> Value {
+    common::pipeline::init();
+    let started = Instant::now();
+    // Held for the run: every pipeline below reuses it, as in a server.
+    let _model = gstwhisperstt::model::cache::global()
+        .preload("tiny.en", Default::default(), Default::default())
+        .unwrap();
+    let load = started.elapsed();
+    let started = Instant::now();
+    let texts: Vec<String> = files
+        .iter()
+        .map(|f| {
+            let run = common::pipeline::run(&format!(
+                "filesrc location=\"{f}\" ! wavparse ! whispersink threads={THREADS}"
+            ));
+            assert!(run.errors.is_empty(), "{f}: {:?}", run.errors);
+            run.text()
+        })
+        .collect();
+    json!({"load": load.as_secs_f64(), "seconds": started.elapsed().as_secs_f64(),
+           "rss_peak": peak_rss(), "texts": texts})
+}
+
+fn file_mode_whisper_rs(files: &[String]) -> Value {
+    use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+    let model = common::model_path();
+    let started = Instant::now();
+    let mut params = WhisperContextParameters::default();
+    params.use_gpu(false);
+    let ctx = WhisperContext::new_with_params(model.to_str().unwrap(), params).unwrap();
+    let mut state = ctx.create_state().unwrap();
+    let load = started.elapsed();
+    let mut full = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+    full.set_n_threads(THREADS as i32);
+    full.set_language(Some("en"));
+    full.set_print_progress(false);
+    full.set_print_realtime(false);
+    full.set_print_timestamps(false);
+    let started = Instant::now();
+    let texts: Vec<String> = files
+        .iter()
+        .map(|f| {
+            let audio = common::read_audio(Path::new(f));
+            state.full(full.clone(), &audio).unwrap();
+            (0..state.full_n_segments())
+                .filter_map(|i| state.get_segment(i))
+                .filter_map(|s| s.to_str_lossy().ok().map(|t| t.trim().to_string()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    json!({"load": load.as_secs_f64(), "seconds": started.elapsed().as_secs_f64(),
+           "rss_peak": peak_rss(), "texts": texts})
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live pipelines
+
+/// What one live pipeline's bus said, with when it said it (pipeline running time).
+#[derive(Default)]
+struct LiveLog {
+    /// Final latency: arrival minus the running time its utterance ended.
+    final_delays: Vec<f64>,
+    /// Seconds between consecutive partials of one utterance.
+    partial_gaps: Vec<f64>,
+    max_lag: f64,
+    overload_warnings: usize,
+    late_warnings: usize,
+    errors: Vec<String>,
+}
+
+/// N live pipelines, each fed its own part of the 2-minute recording in real time for
+/// `seconds`, on one shared model (or one model each with `shared` false).
+fn live(n: usize, shared: bool, seconds: f64) -> Value {
+    common::pipeline::init();
+    gstwhisperstt::model::cache::global().set_sharing(shared);
+    let (long, _, _) = common::long_recording();
+    let speech = Arc::new(common::read_audio(&long));
+    let baseline_rss = current_rss();
+    let caps = "audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved";
+    let pipelines: Vec<gst::Pipeline> = (0..n)
+        .map(|i| {
+            common::pipeline::launch(&format!(
+                "appsrc name=src is-live=true format=time do-timestamp=true caps={caps} ! \
+                 whispersink name=stt{i} threads={THREADS}"
+            ))
+        })
+        .collect();
+    // One after another, so each start's time to ready is its own.
+    let mut ready = Vec::new();
+    let mut loads = 0;
+    for p in &pipelines {
+        let bus = p.bus().unwrap();
+        let started = Instant::now();
+        p.set_state(gst::State::Playing).unwrap();
+        let msg = bus
+            .timed_pop_filtered(
+                gst::ClockTime::from_seconds(30),
+                &[gst::MessageType::Element, gst::MessageType::Error],
+            )
+            .expect("no model message");
+        let s = msg.structure().unwrap();
+        assert_eq!(s.name(), "whisperstt-model", "{msg:?}");
+        if s.get::<&str>("action").unwrap() == "loaded" {
+            loads += 1;
+        }
+        ready.push(started.elapsed().as_secs_f64());
+    }
+    let logs: Vec<Arc<Mutex<LiveLog>>> = (0..n).map(|_| Arc::default()).collect();
+    let watchers: Vec<_> = pipelines
+        .iter()
+        .zip(&logs)
+        .map(|(p, log)| {
+            let (p, log) = (p.clone(), log.clone());
+            std::thread::spawn(move || watch(&p, &log))
+        })
+        .collect();
+    let started = Instant::now();
+    let samples = (seconds * 16_000.0) as usize;
+    let feeders: Vec<_> = pipelines
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let src: gst_app::AppSrc = p.by_name("src").unwrap().downcast().unwrap();
+            let speech = speech.clone();
+            // Each stream starts somewhere else in the recording: different words.
+            let offset = (i * 7 * 16_000) % speech.len();
+            std::thread::spawn(move || {
+                for k in 0..samples.div_ceil(1600) {
+                    let due = Duration::from_millis(100 * k as u64);
+                    if let Some(wait) = due.checked_sub(started.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
+                    let chunk: Vec<u8> = (0..1600)
+                        .map(|j| speech[(offset + k * 1600 + j) % speech.len()])
+                        .flat_map(f32::to_le_bytes)
+                        .collect();
+                    if src.push_buffer(gst::Buffer::from_slice(chunk)).is_err() {
+                        return;
+                    }
+                }
+                let _ = src.end_of_stream();
+            })
+        })
+        .collect();
+    let mut peak = current_rss();
+    while !feeders.iter().all(|f| f.is_finished()) {
+        std::thread::sleep(Duration::from_millis(250));
+        peak = peak.max(current_rss());
+    }
+    for w in watchers {
+        w.join().unwrap();
+        peak = peak.max(current_rss());
+    }
+    let stats = gstwhisperstt::model::cache::global().stats();
+    for p in &pipelines {
+        p.set_state(gst::State::Null).unwrap();
+    }
+    let logs: Vec<LiveLog> = logs
+        .into_iter()
+        .map(|l| std::mem::take(&mut *l.lock().unwrap()))
+        .collect();
+    let all = |f: fn(&LiveLog) -> &Vec<f64>| -> Vec<f64> {
+        logs.iter().flat_map(|l| f(l).iter().copied()).collect()
+    };
+    json!({
+        "n": n, "shared": shared, "seconds": seconds,
+        "final_delays": all(|l| &l.final_delays),
+        "partial_gaps": all(|l| &l.partial_gaps),
+        "max_lag": logs.iter().map(|l| l.max_lag).fold(0.0, f64::max),
+        "overload_warnings": logs.iter().map(|l| l.overload_warnings).sum::<usize>(),
+        "late_warnings": logs.iter().map(|l| l.late_warnings).sum::<usize>(),
+        "errors": logs.iter().flat_map(|l| l.errors.clone()).collect::<Vec<_>>(),
+        "rss_baseline": baseline_rss, "rss_peak": peak,
+        "loads": loads, "cache_loads": stats.loads,
+        "ready": ready,
+    })
+}
+
+fn current_rss() -> u64 {
+    common::pipeline::rss_bytes()
+}
+
+/// Reads one pipeline's bus until EOS or an error.
+fn watch(p: &gst::Pipeline, log: &Mutex<LiveLog>) {
+    let bus = p.bus().unwrap();
+    let mut last_partial: Option<(u64, gst::ClockTime)> = None;
+    loop {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_seconds(120)) else {
+            log.lock().unwrap().errors.push("no EOS".into());
+            return;
+        };
+        let now = p.current_running_time();
+        let mut log = log.lock().unwrap();
+        match msg.view() {
+            gst::MessageView::Eos(_) => return,
+            gst::MessageView::Error(e) => {
+                log.errors.push(e.error().to_string());
+                return;
+            }
+            gst::MessageView::Warning(w) => match w.details().map(|d| d.name().as_str()) {
+                Some("whisperstt-overload") => log.overload_warnings += 1,
+                Some("whisperstt-late") => log.late_warnings += 1,
+                _ => {}
+            },
+            gst::MessageView::Element(e) => {
+                let s = e.structure().unwrap();
+                if s.name() != "whisperstt-transcript" {
+                    continue;
+                }
+                let lag = s.get::<gst::ClockTime>("lag").unwrap();
+                log.max_lag = log.max_lag.max(lag.seconds_f64());
+                let Some(now) = now else { continue };
+                let id = s.get::<u64>("utterance-id").unwrap();
+                if s.get::<bool>("is-final").unwrap() {
+                    if let Ok(rt) = s.get::<gst::ClockTime>("running-time") {
+                        let end = rt + s.get::<gst::ClockTime>("duration").unwrap();
+                        log.final_delays.push(now.seconds_f64() - end.seconds_f64());
+                    }
+                    last_partial = None;
+                } else {
+                    if let Some((last_id, at)) = last_partial {
+                        if last_id == id {
+                            log.partial_gaps.push((now - at).seconds_f64());
+                        }
+                    }
+                    last_partial = Some((id, now));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The whole run
+
+struct AudioSet {
+    name: &'static str,
+    files: Vec<String>,
+    references: Vec<String>,
+    seconds: f64,
+}
+
+fn audio_sets() -> Vec<AudioSet> {
+    let corpus = common::corpus_clips(&common::shared_corpus());
+    let seconds = |clips: &[(PathBuf, String)]| -> f64 {
+        clips
+            .iter()
+            .map(|(p, _)| common::read_audio(p).len() as f64 / 16_000.0)
+            .sum()
+    };
+    let corpus_set = AudioSet {
+        name: "corpus (32 clips)",
+        files: corpus
+            .iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect(),
+        references: corpus.iter().map(|(_, t)| t.clone()).collect(),
+        seconds: seconds(&corpus),
+    };
+    // Ten minutes: the 2-minute recording and the clips, over and over, 0.8 s apart.
+    let (long, long_text, _) = common::long_recording();
+    let mut pieces = vec![(long, long_text)];
+    pieces.extend(corpus);
+    let mut audio: Vec<f32> = Vec::new();
+    let mut text = Vec::new();
+    for (path, t) in pieces.iter().cycle() {
+        if audio.len() >= 600 * 16_000 {
+            break;
+        }
+        audio.extend(common::read_audio(path));
+        audio.extend(std::iter::repeat_n(0.0, 12_800));
+        text.push(t.clone());
+    }
+    let ten = bench_dir().join("ten-minutes.wav");
+    write_wav(&ten, &audio);
+    vec![
+        corpus_set,
+        AudioSet {
+            name: "10-minute recording",
+            files: vec![ten.display().to_string()],
+            references: vec![text.join(" ")],
+            seconds: audio.len() as f64 / 16_000.0,
+        },
+    ]
+}
+
+fn write_wav(path: &Path, samples: &[f32]) {
+    let data: Vec<u8> = samples
+        .iter()
+        .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes())
+        .collect();
+    let mut out = Vec::with_capacity(44 + data.len());
+    out.extend(b"RIFF");
+    out.extend((36 + data.len() as u32).to_le_bytes());
+    out.extend(b"WAVEfmt ");
+    out.extend(16u32.to_le_bytes());
+    out.extend(1u16.to_le_bytes()); // PCM
+    out.extend(1u16.to_le_bytes()); // mono
+    out.extend(16_000u32.to_le_bytes());
+    out.extend(32_000u32.to_le_bytes());
+    out.extend(2u16.to_le_bytes());
+    out.extend(16u16.to_le_bytes());
+    out.extend(b"data");
+    out.extend((data.len() as u32).to_le_bytes());
+    out.extend(data);
+    std::fs::write(path, out).unwrap();
+}
+
+/// Runs a measuring process and reads the JSON it prints last.
+fn measure(mut cmd: Command) -> Value {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().rev().find(|l| l.starts_with('{'));
+    match (out.status.success(), last) {
+        (true, Some(line)) => serde_json::from_str(line).unwrap(),
+        _ => panic!(
+            "{cmd:?} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+fn this_binary(args: &[&str]) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(args);
+    cmd
+}
+
+fn percentile(values: &[f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Builds the command that measures one system on a file list.
+type SystemCommand<'a> = Box<dyn Fn(&Path) -> Command + 'a>;
+
+fn orchestrate(quick: bool) {
+    let python = std::env::var("WHISPERSTT_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ct2 = gstwhisperstt::model::locate::models_dir().join("faster-whisper-tiny.en");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_faster_whisper.py");
+    let systems: Vec<(&str, SystemCommand)> = vec![
+        (
+            "whisperstt",
+            Box::new(|l: &Path| this_binary(&["file", "whisperstt", l.to_str().unwrap()])),
+        ),
+        (
+            "faster-whisper int8",
+            Box::new(|l: &Path| fw(&python, &script, &ct2, "int8", l)),
+        ),
+        (
+            "faster-whisper float32",
+            Box::new(|l: &Path| fw(&python, &script, &ct2, "float32", l)),
+        ),
+        (
+            "whisper-rs full()",
+            Box::new(|l: &Path| this_binary(&["file", "whisper-rs", l.to_str().unwrap()])),
+        ),
+    ];
+    let mut file_results = Vec::new();
+    println!("## File mode (tiny.en, greedy, {THREADS} threads, one process per system)\n");
+    println!("| audio | system | load s | transcribe s | real-time factor | speed vs faster-whisper int8 | WER | peak RSS MB |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for set in audio_sets() {
+        let list = bench_dir().join("files.json");
+        std::fs::write(&list, serde_json::to_string(&set.files).unwrap()).unwrap();
+        let mut rows = Vec::new();
+        for (name, cmd) in &systems {
+            eprintln!("file mode: {name} on {}", set.name);
+            let r = measure(cmd(&list));
+            let texts: Vec<String> = serde_json::from_value(r["texts"].clone()).unwrap();
+            let (mut errors, mut words) = (0, 0);
+            for (reference, text) in set.references.iter().zip(&texts) {
+                let (e, n) = common::word_errors(reference, text);
+                errors += e;
+                words += n;
+            }
+            rows.push((name.to_string(), r, errors as f64 / words.max(1) as f64));
+        }
+        let fw_int8 = rows[1].1["seconds"].as_f64().unwrap();
+        for (name, r, wer) in &rows {
+            let secs = r["seconds"].as_f64().unwrap();
+            println!(
+                "| {} | {name} | {:.2} | {secs:.2} | {:.3} | {:.2}x | {wer:.4} | {:.0} |",
+                set.name,
+                r["load"].as_f64().unwrap(),
+                secs / set.seconds,
+                fw_int8 / secs,
+                mb(r["rss_peak"].as_f64().unwrap())
+            );
+            file_results.push(
+                json!({"audio": set.name, "audio_seconds": set.seconds, "system": name,
+                "load": r["load"], "seconds": secs, "wer": wer, "rss_peak": r["rss_peak"],
+                "speed_vs_faster_whisper_int8": fw_int8 / secs}),
+            );
+        }
+    }
+
+    let seconds = if quick { 30.0 } else { 60.0 };
+    println!("\n## Live: N pipelines fed speech in real time for {seconds} s (tiny.en, {THREADS} threads each)\n");
+    println!("| N | model | finals | final latency p50 s | p95 s | partial every s | max lag s | overload warnings | RSS MB | RSS per extra stream MB | loads | ready 2..N max ms |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut live_results = Vec::new();
+    for shared in [true, false] {
+        let mut rss_one = None;
+        for n in [1usize, 2, 4, 8, 16] {
+            eprintln!("live: {n} pipelines, shared {shared}");
+            let r = measure(this_binary(&[
+                "live",
+                &n.to_string(),
+                if shared { "shared" } else { "private" },
+                &seconds.to_string(),
+            ]));
+            let floats = |k: &str| -> Vec<f64> { serde_json::from_value(r[k].clone()).unwrap() };
+            let delays = floats("final_delays");
+            let gaps = floats("partial_gaps");
+            let ready = floats("ready");
+            let rss = r["rss_peak"].as_f64().unwrap() - r["rss_baseline"].as_f64().unwrap();
+            let rss_one = *rss_one.get_or_insert(rss);
+            let per_extra = if n > 1 {
+                (rss - rss_one) / (n - 1) as f64
+            } else {
+                f64::NAN
+            };
+            let ready_rest = ready.iter().skip(1).copied().fold(f64::NAN, f64::max);
+            let cadence = gaps.iter().sum::<f64>() / gaps.len().max(1) as f64;
+            println!(
+                "| {n} | {} | {} | {:.2} | {:.2} | {cadence:.2} | {:.2} | {} | {:.0} | {:.0} | {} | {:.0} |",
+                if shared { "shared" } else { "one per pipeline" },
+                delays.len(),
+                percentile(&delays, 0.5),
+                percentile(&delays, 0.95),
+                r["max_lag"].as_f64().unwrap(),
+                r["overload_warnings"],
+                mb(rss),
+                mb(per_extra),
+                r["loads"],
+                ready_rest * 1e3,
+            );
+            let errors = r["errors"].as_array().unwrap();
+            if !errors.is_empty() {
+                println!("\n(errors: {errors:?})\n");
+            }
+            live_results.push(json!({"n": n, "shared": shared, "finals": delays.len(),
+                "latency_p50": percentile(&delays, 0.5), "latency_p95": percentile(&delays, 0.95),
+                "partial_cadence": cadence, "max_lag": r["max_lag"], "overload_warnings": r["overload_warnings"],
+                "late_warnings": r["late_warnings"], "rss": rss, "rss_per_extra_stream": per_extra,
+                "loads": r["loads"], "ready_ms": ready.iter().map(|s| s * 1e3).collect::<Vec<_>>()}));
+        }
+    }
+    let results = json!({"file_mode": file_results, "live": live_results});
+    let json_path = bench_dir().join("results.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&results).unwrap()).unwrap();
+    let plot = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_plot.py");
+    let png = bench_dir().join("live.png");
+    let plotted = Command::new(&python)
+        .args([plot.as_os_str(), json_path.as_os_str(), png.as_os_str()])
+        .status()
+        .is_ok_and(|s| s.success());
+    println!(
+        "\nJSON: {}{}",
+        json_path.display(),
+        if plotted {
+            format!("\nPlot: {}", png.display())
+        } else {
+            " (no plot: matplotlib missing)".into()
+        }
+    );
+}
+
+fn fw(python: &str, script: &Path, ct2: &Path, compute: &str, list: &Path) -> Command {
+    let mut cmd = Command::new(python);
+    cmd.arg(script)
+        .arg(ct2)
+        .arg(compute)
+        .arg(THREADS.to_string())
+        .arg(list);
+    cmd
+}

@@ -1,0 +1,23 @@
+#!/bin/sh
+# One command, one run: whisperstt against faster-whisper (int8, float32) and plain
+# whisper-rs in file mode, then 1..16 live pipelines on one shared model against one model
+# per pipeline. Prints markdown tables; writes target/bench/results.json and live.png.
+# Needs ../shared/corpus (the speech corpus). `scripts/bench.sh --quick`: shorter live runs.
+set -eu
+cd "$(dirname "$0")/.."
+scripts/setup.sh >&2
+if [ ! -f ../shared/corpus/manifest.tsv ]; then
+    echo "bench: ../shared/corpus is missing (the benchmark's speech corpus)" >&2
+    exit 1
+fi
+VENV="$HOME/.cache/whisperstt/bench-venv"
+if ! "$VENV/bin/python" -c "import faster_whisper, matplotlib" 2>/dev/null; then
+    python3 -m venv "$VENV" 2>/dev/null || {
+        sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd=sudo
+        $sudo_cmd apt-get install -y python3-venv >&2
+        python3 -m venv "$VENV"
+    }
+    "$VENV/bin/pip" install -q faster-whisper matplotlib >&2
+fi
+cargo build --release --example bench >&2
+WHISPERSTT_BENCH_PYTHON="$VENV/bin/python" exec target/release/examples/bench "$@"

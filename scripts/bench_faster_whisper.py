@@ -1,0 +1,31 @@
+#!/usr/bin/env python3
+"""faster-whisper's side of scripts/bench.sh: transcribes each file of a JSON list with the
+same tiny.en weights (the CTranslate2 directory whisperstt imports from), greedy, and prints
+one JSON line: load and transcription seconds, peak RSS, texts."""
+import json
+import resource
+import sys
+import time
+
+from faster_whisper import WhisperModel
+
+model_dir, compute_type, threads, files_json = sys.argv[1:5]
+files = json.load(open(files_json))
+
+started = time.monotonic()
+model = WhisperModel(model_dir, device="cpu", compute_type=compute_type, cpu_threads=int(threads))
+load = time.monotonic() - started
+
+started = time.monotonic()
+texts = []
+for path in files:
+    segments, _ = model.transcribe(path, beam_size=1, language="en")
+    texts.append(" ".join(s.text.strip() for s in segments))
+seconds = time.monotonic() - started
+
+print(json.dumps({
+    "load": load,
+    "seconds": seconds,
+    "rss_peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    "texts": texts,
+}))
