@@ -16,7 +16,13 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const THREADS: u32 = 2;
+/// Inference threads per stream for every system (the machine's cores here).
+fn threads() -> u32 {
+    std::env::var("WHISPERSTT_BENCH_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -83,7 +89,8 @@ fn file_mode_whisperstt(files: &[String]) -> Value {
         .iter()
         .map(|f| {
             let run = common::pipeline::run(&format!(
-                "filesrc location=\"{f}\" ! wavparse ! whispersink threads={THREADS}"
+                "filesrc location=\"{f}\" ! wavparse ! whispersink threads={}",
+                threads()
             ));
             assert!(run.errors.is_empty(), "{f}: {:?}", run.errors);
             run.text()
@@ -103,7 +110,7 @@ fn file_mode_whisper_rs(files: &[String]) -> Value {
     let mut state = ctx.create_state().unwrap();
     let load = started.elapsed();
     let mut full = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-    full.set_n_threads(THREADS as i32);
+    full.set_n_threads(threads() as i32);
     full.set_language(Some("en"));
     full.set_print_progress(false);
     full.set_print_realtime(false);
@@ -154,7 +161,8 @@ fn live(n: usize, shared: bool, seconds: f64) -> Value {
         .map(|i| {
             common::pipeline::launch(&format!(
                 "appsrc name=src is-live=true format=time do-timestamp=true caps={caps} ! \
-                 whispersink name=stt{i} threads={THREADS}"
+                 whispersink name=stt{i} threads={}",
+                threads()
             ))
         })
         .collect();
@@ -436,7 +444,10 @@ fn orchestrate(quick: bool) {
         ),
     ];
     let mut file_results = Vec::new();
-    println!("## File mode (tiny.en, greedy, {THREADS} threads, one process per system)\n");
+    println!(
+        "## File mode (tiny.en, greedy, {} threads, one process per system)\n",
+        threads()
+    );
     println!("| audio | system | load s | transcribe s | real-time factor | speed vs faster-whisper int8 | WER | peak RSS MB |");
     println!("|---|---|---|---|---|---|---|---|");
     for set in audio_sets() {
@@ -475,7 +486,10 @@ fn orchestrate(quick: bool) {
     }
 
     let seconds = if quick { 30.0 } else { 60.0 };
-    println!("\n## Live: N pipelines fed speech in real time for {seconds} s (tiny.en, {THREADS} threads each)\n");
+    println!(
+        "\n## Live: N pipelines fed speech in real time for {seconds} s (tiny.en, {} threads each)\n",
+        threads()
+    );
     println!("| N | model | finals | final latency p50 s | p95 s | partial every s | max lag s | overload warnings | RSS MB | RSS per extra stream MB | loads | ready 2..N max ms |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut live_results = Vec::new();
@@ -551,7 +565,7 @@ fn fw(python: &str, script: &Path, ct2: &Path, compute: &str, list: &Path) -> Co
     cmd.arg(script)
         .arg(ct2)
         .arg(compute)
-        .arg(THREADS.to_string())
+        .arg(threads().to_string())
         .arg(list);
     cmd
 }

@@ -25,6 +25,10 @@ const MIN_DECODE_SAMPLES: usize = SAMPLE_RATE as usize;
 /// In file mode only a pause this long ends an utterance: longer audio gives Whisper more
 /// context, and there is no latency to keep.
 const FILE_MODE_MIN_SILENCE: Duration = Duration::from_secs(2);
+/// ... but an utterance longer than this ends at an ordinary pause (`vad-min-silence`): long
+/// enough for context, short enough that speech without long pauses is not cut mid-word at
+/// the 30 s limit, and the encoder stays small.
+const FILE_MODE_SPLIT_AFTER: Duration = Duration::from_secs(10);
 /// An utterance with less speech than this (a click, a cough) is dropped without inference.
 const MIN_SPEECH_FRAMES: usize = 5;
 /// Audio flatter than this is steady noise, not speech: dropped without inference.
@@ -257,12 +261,15 @@ const MAX_PROMPT_TOKENS: usize = 223;
 
 impl Decoder {
     fn new(model: ModelHandle, options: &DecodeOptions) -> Result<Self, TranscribeError> {
-        // Fails early if whisper.cpp cannot make a state; the state stays in the pool.
-        drop(
-            model
-                .lend_state()
-                .map_err(|e| TranscribeError::State(e.to_string()))?,
-        );
+        // The model's first stream makes its first state now, so a model whisper.cpp cannot
+        // run on fails here; the state stays in the pool for every stream.
+        if model.states_created() == 0 {
+            drop(
+                model
+                    .lend_state()
+                    .map_err(|e| TranscribeError::State(e.to_string()))?,
+            );
+        }
         let mut decoder = Decoder {
             params: FullParams::new(SamplingStrategy::Greedy { best_of: 1 }),
             model,
@@ -569,6 +576,8 @@ pub struct Transcriber {
     late_decodes: u64,
     /// Where the detector last heard speech in the utterance (samples into it).
     speech_end: Option<usize>,
+    /// Pause frames at the end of the utterance so far.
+    pause_frames: usize,
 }
 
 impl Transcriber {
@@ -597,6 +606,7 @@ impl Transcriber {
             next_utterance: 0,
             late_decodes: 0,
             speech_end: None,
+            pause_frames: 0,
         };
         t.set_live(options.live);
         Ok(t)
@@ -710,7 +720,10 @@ impl Transcriber {
                 }
             }
         }
-        if self.options.live && partial_allowed && !self.utterance.is_empty() {
+        // Partial passes are the first thing shed: not while other decodes wait for the device.
+        let device_free =
+            crate::scheduler::for_device(self.decoder.model.key().device).waiting() == 0;
+        if self.options.live && partial_allowed && device_free && !self.utterance.is_empty() {
             let interval = duration_to_samples(self.options.partial_interval);
             if self.utterance.len() >= self.partial_at + interval {
                 out.extend(self.partial()?);
@@ -729,28 +742,47 @@ impl Transcriber {
         let frame_start = self.position;
         self.position += frame.len() as u64;
         let padding = duration_to_samples(config.padding);
+        let in_utterance = !self.utterance.is_empty();
         match event {
             VadEvent::Silence => {
-                self.preroll.extend(frame);
-                while self.preroll.len() > padding {
-                    self.preroll.pop_front();
-                }
+                self.keep_preroll(frame, padding);
                 Ok(Vec::new())
             }
-            VadEvent::SpeechStart => {
-                self.utterance.clear();
+            // After an utterance was ended at a pause (files), speech goes on as a new one.
+            VadEvent::SpeechStart | VadEvent::Speech if !in_utterance => {
                 self.utterance.extend(self.preroll.drain(..));
                 self.utterance_start = frame_start - self.utterance.len() as u64;
                 self.utterance.extend_from_slice(frame);
                 self.speech_frames = 1;
+                self.pause_frames = 0;
                 self.speech_end = Some(self.utterance.len());
                 Ok(Vec::new())
             }
-            VadEvent::Speech | VadEvent::Pause => {
+            VadEvent::Pause | VadEvent::SpeechEnd if !in_utterance => {
+                self.keep_preroll(frame, padding);
+                Ok(Vec::new())
+            }
+            VadEvent::SpeechStart | VadEvent::Speech | VadEvent::Pause => {
                 self.utterance.extend_from_slice(frame);
-                if event == VadEvent::Speech {
+                if event == VadEvent::Pause {
+                    self.pause_frames += 1;
+                } else {
                     self.speech_frames += 1;
+                    self.pause_frames = 0;
                     self.speech_end = Some(self.utterance.len());
+                }
+                // Files: a long utterance ends at an ordinary pause rather than being cut
+                // mid-word at the limit (files otherwise wait for a long pause).
+                let pause = self.pause_frames * frame.len();
+                let ordinary_pause = self
+                    .options
+                    .vad
+                    .map_or(usize::MAX, |c| duration_to_samples(c.min_silence));
+                if !self.options.live
+                    && self.utterance.len() >= duration_to_samples(FILE_MODE_SPLIT_AFTER)
+                    && pause >= ordinary_pause
+                {
+                    return self.end_at_pause(pause, padding);
                 }
                 if self.utterance.len()
                     >= duration_to_samples(self.options.max_utterance).min(WINDOW_SAMPLES)
@@ -763,17 +795,33 @@ impl Transcriber {
                 Ok(Vec::new())
             }
             VadEvent::SpeechEnd => {
-                // Keep `padding` of the trailing silence, not all of it.
                 let silence = duration_to_samples(config.min_silence) + frame.len();
-                let keep = self
-                    .utterance
-                    .len()
-                    .saturating_sub(silence.saturating_sub(padding));
-                self.utterance.truncate(keep.max(1));
-                self.preroll.clear();
-                self.finish_utterance()
+                self.end_at_pause(silence, padding)
             }
         }
+    }
+
+    /// Keeps the last `padding` of silence to start the next utterance with.
+    fn keep_preroll(&mut self, frame: &[f32], padding: usize) {
+        self.preroll.extend(frame);
+        while self.preroll.len() > padding {
+            self.preroll.pop_front();
+        }
+    }
+
+    /// Ends the utterance whose last `silence` samples are a pause, keeping `padding` of it.
+    fn end_at_pause(
+        &mut self,
+        silence: usize,
+        padding: usize,
+    ) -> Result<Vec<Transcript>, TranscribeError> {
+        let keep = self
+            .utterance
+            .len()
+            .saturating_sub(silence.saturating_sub(padding));
+        self.utterance.truncate(keep.max(1));
+        self.preroll.clear();
+        self.finish_utterance()
     }
 
     /// Ends the utterance in progress: decodes it and returns its final.
@@ -995,6 +1043,7 @@ impl Transcriber {
 
     fn clear_utterance(&mut self) {
         self.utterance.clear();
+        self.pause_frames = 0;
         self.speech_end = None;
         self.speech_frames = 0;
         self.partial_at = 0;

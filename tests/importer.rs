@@ -112,6 +112,29 @@ fn int8_source_imports_and_transcribes() {
 }
 
 #[test]
+fn q8_0_import_is_smaller_and_as_accurate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f16 = common::model_path();
+    let out = tmp.path().join("q8.bin");
+    import::import_dir_as(&common::ct2_source(), &out, ggml::WeightType::Q8_0).unwrap();
+    let info = ggml::inspect(&out).unwrap();
+    assert_eq!(info.hparams.weight_type(), "q8_0");
+    assert_eq!(info.hparams.ftype, 2007);
+    // The matrices shrink from 2 bytes a weight to 34 bytes per 32.
+    let ratio = info.file_size as f64 / std::fs::metadata(&f16).unwrap().len() as f64;
+    assert!((0.5..0.6).contains(&ratio), "q8_0 / f16 size {ratio:.3}");
+    let speech = common::reference_speech();
+    let (wer_q8, wer_f16) = (
+        common::transcriber_wer(&out, &speech),
+        common::transcriber_wer(&f16, &speech),
+    );
+    assert!(
+        wer_q8 <= wer_f16 + 0.02,
+        "q8_0 WER {wer_q8:.3}, f16 {wer_f16:.3}"
+    );
+}
+
+#[test]
 fn imported_models_are_cached_by_content() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
