@@ -19,30 +19,7 @@ fn play_live(samples: &[f32], sink_description: &str) -> Vec<(Duration, gst::Str
     let bus = p.bus().unwrap();
     p.set_state(gst::State::Playing).unwrap();
     let started = Instant::now();
-    let feeder = {
-        let samples = samples.to_vec();
-        std::thread::spawn(move || {
-            for (i, chunk) in samples.chunks(1600).enumerate() {
-                let due = Duration::from_millis(100 * (i as u64 + 1));
-                if let Some(wait) = due.checked_sub(started.elapsed()) {
-                    std::thread::sleep(wait);
-                }
-                let mut b = gst::Buffer::from_slice(
-                    chunk
-                        .iter()
-                        .flat_map(|s| s.to_le_bytes())
-                        .collect::<Vec<u8>>(),
-                );
-                let b_mut = b.get_mut().unwrap();
-                b_mut.set_pts(gst::ClockTime::from_mseconds(100 * i as u64));
-                b_mut.set_duration(gst::ClockTime::from_mseconds(100));
-                if src.push_buffer(b).is_err() {
-                    return;
-                }
-            }
-            let _ = src.end_of_stream();
-        })
-    };
+    let feeder = pipeline::feed_in_real_time(src, samples.to_vec(), started);
     let mut out = Vec::new();
     let limit = Duration::from_secs_f64(samples.len() as f64 / 16_000.0 + 60.0);
     loop {

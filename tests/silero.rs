@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::feed;
+
 use common::pipeline;
 use gstwhisperstt::model::cache::{ContextOptions, Device, ModelCache, ModelKey};
 use gstwhisperstt::transcriber::{DecodeOptions, StreamOptions, Transcriber, Transcript};
@@ -37,15 +39,6 @@ fn silero_transcriber(cache: &ModelCache, live: bool) -> Transcriber {
     let vad = ModelKey::silero_vad(&silero_path()).unwrap();
     t.use_silero(cache.acquire(&vad, None).unwrap()).unwrap();
     t
-}
-
-fn feed(t: &mut Transcriber, audio: &[f32]) -> Vec<Transcript> {
-    let mut out = Vec::new();
-    for chunk in audio.chunks(1600) {
-        out.extend(t.push(chunk).unwrap());
-    }
-    out.extend(t.finish().unwrap());
-    out
 }
 
 fn finals_text(out: &[Transcript]) -> String {

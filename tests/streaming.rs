@@ -3,20 +3,10 @@
 
 mod common;
 
-use gstwhisperstt::transcriber::{Transcriber, Transcript};
+use gstwhisperstt::transcriber::Transcript;
 use std::time::Duration;
 
-use common::transcriber;
-
-/// Pushes `audio` in 100 ms chunks, then ends the stream.
-fn feed(t: &mut Transcriber, audio: &[f32]) -> Vec<Transcript> {
-    let mut out = Vec::new();
-    for chunk in audio.chunks(1600) {
-        out.extend(t.push(chunk).unwrap());
-    }
-    out.extend(t.finish().unwrap());
-    out
-}
+use common::{feed, transcriber};
 
 #[test]
 fn silence_and_noise_cost_no_inference() {

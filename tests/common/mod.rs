@@ -380,6 +380,19 @@ pub fn ljspeech_text(clips: std::ops::RangeInclusive<usize>) -> String {
         .join(" ")
 }
 
+/// Pushes `audio` into `t` in 100 ms chunks, then ends the stream; returns every result.
+pub fn feed(
+    t: &mut gstwhisperstt::transcriber::Transcriber,
+    audio: &[f32],
+) -> Vec<gstwhisperstt::transcriber::Transcript> {
+    let mut out = Vec::new();
+    for chunk in audio.chunks(1600) {
+        out.extend(t.push(chunk).unwrap());
+    }
+    out.extend(t.finish().unwrap());
+    out
+}
+
 /// A transcriber on the default model, in live or file mode, with its own cache.
 pub fn transcriber(live: bool) -> gstwhisperstt::transcriber::Transcriber {
     transcriber_on(&model_path(), live)

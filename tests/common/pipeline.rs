@@ -162,3 +162,33 @@ pub fn harness_transcribe(
     }
     out
 }
+
+/// Pushes `samples` into a live `appsrc` in 100 ms buffers, each when it is due from
+/// `started` (real time), timestamped from 0; then ends the stream.
+pub fn feed_in_real_time(
+    src: gst_app::AppSrc,
+    samples: Vec<f32>,
+    started: Instant,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for (i, chunk) in samples.chunks(1600).enumerate() {
+            let due = Duration::from_millis(100 * (i as u64 + 1));
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+            let mut b = gst::Buffer::from_slice(
+                chunk
+                    .iter()
+                    .flat_map(|s| s.to_le_bytes())
+                    .collect::<Vec<u8>>(),
+            );
+            let b_mut = b.get_mut().unwrap();
+            b_mut.set_pts(gst::ClockTime::from_mseconds(100 * i as u64));
+            b_mut.set_duration(gst::ClockTime::from_mseconds(100));
+            if src.push_buffer(b).is_err() {
+                return;
+            }
+        }
+        let _ = src.end_of_stream();
+    })
+}
