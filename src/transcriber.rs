@@ -39,6 +39,10 @@ const AUDIO_CTX_MARGIN: usize = 64;
 /// Contexts below this (about 9 s) made tiny.en loop on short audio here.
 const MIN_FITTED_AUDIO_CTX: usize = 448;
 const FULL_AUDIO_CTX: usize = 1500;
+/// Utterances shorter than this whose text is improbable (mean token log-probability under
+/// `IMPROBABLE_LOGPROB`, whisper.cpp's own fallback threshold) are not reported.
+const SHORT_FRAGMENT_SAMPLES: usize = SAMPLE_RATE as usize;
+const IMPROBABLE_LOGPROB: f32 = -1.0;
 /// The scheduler's deadline for file-mode decodes (see `Transcriber::deadline`).
 const FILE_DEADLINE: Duration = Duration::from_secs(30);
 /// whisper.cpp timestamps count 10 ms steps.
@@ -951,6 +955,16 @@ impl Transcriber {
         let at = |samples: i64| samples_to_duration(start + samples.clamp(0, len as i64) as u64);
         let tokens: usize = segments.iter().map(|s| s.tokens).sum();
         let logprob: f32 = segments.iter().map(|s| s.logprob_sum).sum();
+        let avg_logprob = if tokens > 0 {
+            logprob / tokens as f32
+        } else {
+            0.0
+        };
+        // A fragment under a second that Whisper is unsure of is its classic hallucination
+        // ("Thank you.", "Bye."), heard in a cough or the tail of a phrase: dropped.
+        if len < SHORT_FRAGMENT_SAMPLES && avg_logprob < IMPROBABLE_LOGPROB {
+            return None;
+        }
         let text = segments
             .iter()
             .map(|s| s.text.as_str())
@@ -967,11 +981,7 @@ impl Transcriber {
             start: at(first.start),
             end: at(last.end.max(first.start)),
             language: decoded.language.to_string(),
-            avg_logprob: if tokens > 0 {
-                logprob / tokens as f32
-            } else {
-                0.0
-            },
+            avg_logprob,
             no_speech_prob: segments
                 .iter()
                 .map(|s| s.no_speech_prob)
