@@ -134,7 +134,7 @@ pub fn language_for_bcp47(tag: &str) -> Option<&'static str> {
         "iw" => "he",
         "jv" => "jw",
         "in" => "id",
-        "nb" | "nn" => "no",
+        "nb" => "no",
         "fil" => "tl",
         "cmn" => "zh",
         other => other,
@@ -300,6 +300,11 @@ impl Decoder {
             "en"
         };
         let prompt_tokens = self.tokenize(&options.initial_prompt)?;
+        // A language detected earlier stays unless the language itself changed.
+        let settled = (self.options.language == options.language
+            && self.requested_language == language
+            && self.language != language)
+            .then_some(self.language);
         let strategy = if options.beam_size > 1 {
             SamplingStrategy::BeamSearch {
                 beam_size: options.beam_size as i32,
@@ -335,9 +340,12 @@ impl Decoder {
         if !options.carry_context {
             self.context_tokens.clear();
         }
+        if let Some(settled) = settled {
+            params.set_language(Some(settled));
+        }
         self.params = params;
         self.requested_language = language;
-        self.language = language;
+        self.language = settled.unwrap_or(language);
         self.prompt_tokens = prompt_tokens;
         self.options = options.clone();
         Ok(())
@@ -357,18 +365,14 @@ impl Decoder {
         Ok(tokens)
     }
 
-    /// The tokens that prime the next decode: the initial prompt, then the carried context,
-    /// cut from the front to what whisper.cpp takes.
+    /// The tokens that prime the next decode: the initial prompt, then as much of the end of
+    /// the carried context as whisper.cpp still takes (the user's prompt goes last to go).
     fn prompt(&self) -> Vec<c_int> {
-        let mut prompt: Vec<c_int> = self
-            .prompt_tokens
-            .iter()
-            .chain(&self.context_tokens)
-            .copied()
-            .collect();
-        let excess = prompt.len().saturating_sub(MAX_PROMPT_TOKENS);
-        prompt.drain(..excess);
-        prompt
+        let initial =
+            &self.prompt_tokens[self.prompt_tokens.len().saturating_sub(MAX_PROMPT_TOKENS)..];
+        let room = MAX_PROMPT_TOKENS - initial.len();
+        let context = &self.context_tokens[self.context_tokens.len().saturating_sub(room)..];
+        initial.iter().chain(context).copied().collect()
     }
 
     /// Called with each final's text: the context for the next utterance of this stream.
@@ -799,7 +803,8 @@ impl Transcriber {
                 Ok(Vec::new())
             }
             VadEvent::SpeechEnd => {
-                let silence = duration_to_samples(config.min_silence) + frame.len();
+                // The pause frames the utterance holds (the ending frame is not in it).
+                let silence = self.pause_frames * frame.len();
                 self.end_at_pause(silence, padding)
             }
         }
@@ -854,7 +859,7 @@ impl Transcriber {
         self.next_utterance += 1;
         let mut decoded = decoded?;
         self.count_late(&decoded);
-        self.decoder.settle_language(decoded.language);
+        let language = decoded.language;
         // Whisper's last timestamp wanders (into the silence after, or before the last
         // word's end); the detector's last speech frame is within a frame of the truth.
         if let (Some(end), Some(last)) = (speech_end, decoded.segments.last_mut()) {
@@ -862,6 +867,8 @@ impl Transcriber {
         }
         let result = self.transcript(decoded, start, audio.len(), id, true);
         if let Some(t) = &result {
+            // Only a final that was kept settles the language: not a dropped fragment.
+            self.decoder.settle_language(language);
             self.decoder.remember(&t.text);
         }
         Ok(result.into_iter().collect())

@@ -161,3 +161,21 @@ fn two_concurrent_streams_match_their_solo_runs() {
     assert_eq!(by("a"), texts(&solo_a));
     assert_eq!(by("b"), texts(&solo_b));
 }
+
+#[test]
+fn shared_timestamps_drifting_without_discont_do_not_cut_an_utterance() {
+    let audio = common::read_wav(&common::jfk_wav());
+    let plain = harness_run(&audio, None);
+    // From 2 s on, timestamps run 120 ms ahead of the samples (a slaved clock), unmarked.
+    let drifted = pipeline::harness_transcribe(&audio, gst::ClockTime::ZERO, |i| {
+        let pts = gst::ClockTime::from_mseconds(100 * i as u64);
+        match i >= 20 {
+            true => (pts + gst::ClockTime::from_mseconds(120), false),
+            false => (pts, false),
+        }
+    });
+    let text = |r: &[(gst::ClockTime, String)]| -> Vec<String> {
+        r.iter().map(|(_, t)| t.clone()).collect()
+    };
+    assert_eq!(text(&drifted), text(&plain));
+}

@@ -9,6 +9,10 @@ use std::time::Duration;
 
 /// A timestamp jump larger than this is a discontinuity, not jitter.
 const DISCONT_TOLERANCE: ClockTime = ClockTime::from_mseconds(40);
+/// Up to this, a jump on a buffer not marked DISCONT is clock drift: followed, not cut at.
+const MAX_DRIFT: ClockTime = ClockTime::from_mseconds(250);
+/// A GAP event up to this long is silence within the utterance, not its end.
+const SHORT_GAP: ClockTime = ClockTime::from_mseconds(300);
 
 /// A transcript placed on the input's timeline.
 #[derive(Debug, Clone)]
@@ -94,12 +98,27 @@ impl Stream {
 
     /// Lines the transcriber's clock up with `pts`: an utterance cut by a jump ends (its final
     /// is returned), and a gap advances the clock so later timestamps stay right.
-    fn resync(&mut self, pts: ClockTime) -> Result<Vec<TimedTranscript>, TranscribeError> {
-        let Some(expected) = self.expected_pts() else {
+    fn resync(
+        &mut self,
+        pts: ClockTime,
+        discont: bool,
+    ) -> Result<Vec<TimedTranscript>, TranscribeError> {
+        let (Some(expected), Some(origin)) = (self.expected_pts(), self.origin) else {
             self.origin = Some(pts);
             return Ok(Vec::new());
         };
-        if pts.absdiff(expected) <= DISCONT_TOLERANCE {
+        let drift = pts.absdiff(expected);
+        if drift <= DISCONT_TOLERANCE {
+            return Ok(Vec::new());
+        }
+        if !discont && drift <= MAX_DRIFT {
+            // Timestamps drifting against the sample count (a slaved clock, RTP skew): follow
+            // them without cutting the utterance.
+            self.origin = Some(if pts > expected {
+                origin + drift
+            } else {
+                origin.saturating_sub(drift)
+            });
             return Ok(Vec::new());
         }
         // Placed on the timeline they were heard in, before it moves.
@@ -139,7 +158,7 @@ impl Stream {
                 .or(Some(self.segment.start().unwrap_or(ClockTime::ZERO)))
         });
         let mut out = match pts {
-            Some(pts) => self.resync(pts)?,
+            Some(pts) => self.resync(pts, buffer.flags().contains(gst::BufferFlags::DISCONT))?,
             None => Vec::new(),
         };
         let transcripts = self.transcriber.push_audio(&samples, caught_up)?;
@@ -153,11 +172,21 @@ impl Stream {
         pts: ClockTime,
         duration: Option<ClockTime>,
     ) -> Result<Vec<TimedTranscript>, TranscribeError> {
-        let mut out = self.resync(pts)?;
-        let finals = self.transcriber.finish()?;
-        out.extend(self.place(finals));
-        if let Some(d) = duration {
-            self.transcriber.skip(time_to_samples(d));
+        let mut out = self.resync(pts, true)?;
+        match duration {
+            // A short gap (a lost packet) is silence inside the utterance.
+            Some(d) if d <= SHORT_GAP => {
+                let silence = vec![0.0; time_to_samples(d) as usize];
+                let transcripts = self.transcriber.push_audio(&silence, false)?;
+                out.extend(self.place(transcripts));
+            }
+            _ => {
+                let finals = self.transcriber.finish()?;
+                out.extend(self.place(finals));
+                if let Some(d) = duration {
+                    self.transcriber.skip(time_to_samples(d));
+                }
+            }
         }
         Ok(out)
     }

@@ -38,15 +38,29 @@ pub enum Item {
 }
 
 impl Item {
-    fn duration_ns(&self) -> u64 {
+    /// How much audio the item holds; from its size at `bytes_per_second` when the buffer
+    /// has no duration.
+    fn duration_ns(&self, bytes_per_second: u64) -> u64 {
+        let bytes_per_second = if bytes_per_second == 0 {
+            32_000
+        } else {
+            bytes_per_second
+        };
         match self {
             Item::Buffer(b) => b
                 .duration()
                 .map(|d| d.nseconds())
-                .unwrap_or(b.size() as u64 * 1_000_000_000 / 32_000),
+                .unwrap_or(b.size() as u64 * 1_000_000_000 / bytes_per_second),
             _ => 0,
         }
     }
+}
+
+/// Bytes per second of the audio `caps` describe (16 kHz mono S16 if they cannot be read).
+fn bytes_per_second(caps: &gst::Caps) -> u64 {
+    super::convert::info_from_caps(caps)
+        .map(|i| i.rate() as u64 * i.bpf() as u64)
+        .unwrap_or(32_000)
 }
 
 /// Where the worker's results go: the element's pads and bus.
@@ -64,8 +78,12 @@ pub trait Output: Send + 'static {
 
 #[derive(Default)]
 struct Queue {
-    items: VecDeque<Item>,
+    /// Items with the audio duration each added to `queued_ns`.
+    items: VecDeque<(Item, u64)>,
     queued_ns: u64,
+    /// Of the negotiated audio, to tell how long a buffer without a duration is (0 before
+    /// caps: such a buffer is refused anyway).
+    bytes_per_second: u64,
     live: bool,
     /// Set while a sink is unlocked: take items without waiting for room.
     unbounded: bool,
@@ -146,11 +164,13 @@ impl Worker {
             }
             q = self.shared.changed.wait(q).unwrap();
         }
-        if let Item::Caps { live, .. } = &item {
+        if let Item::Caps { live, caps } = &item {
             q.live = *live;
+            q.bytes_per_second = bytes_per_second(caps);
         }
-        q.queued_ns += item.duration_ns();
-        q.items.push_back(item);
+        let duration = item.duration_ns(q.bytes_per_second);
+        q.queued_ns += duration;
+        q.items.push_back((item, duration));
         self.shared.changed.notify_all();
         Ok(gst::FlowSuccess::Ok)
     }
@@ -182,7 +202,7 @@ impl Worker {
         q.flushing = true;
         q.generation += 1;
         // Caps are sticky: upstream does not send them again after a flush.
-        q.items.retain(|i| matches!(i, Item::Caps { .. }));
+        q.items.retain(|(i, _)| matches!(i, Item::Caps { .. }));
         q.queued_ns = 0;
         self.shared.abort(true);
         self.shared.changed.notify_all();
@@ -192,7 +212,7 @@ impl Worker {
         let mut q = self.shared.queue.lock().unwrap();
         q.flushing = false;
         q.flow = None;
-        q.items.push_back(Item::Reset);
+        q.items.push_back((Item::Reset, 0));
         self.shared.changed.notify_all();
     }
 }
@@ -249,8 +269,8 @@ fn run(
                 if q.stopping {
                     return;
                 }
-                if let Some(item) = q.items.pop_front() {
-                    q.queued_ns = q.queued_ns.saturating_sub(item.duration_ns());
+                if let Some((item, duration)) = q.items.pop_front() {
+                    q.queued_ns = q.queued_ns.saturating_sub(duration);
                     shared.changed.notify_all();
                     let work = Work {
                         generation: q.generation,
@@ -360,7 +380,11 @@ fn apply(element: &gst::Element, stream: &mut Stream, settings: &mut Settings, u
         );
         return;
     }
+    // Only what may change while playing: `latency` (READY only) stays what the stream's
+    // deadlines and the LATENCY answer were made with.
+    let latency_ms = settings.latency_ms;
     *settings = update;
+    settings.latency_ms = latency_ms;
 }
 
 /// The element's output, passing on only results of work no flush has overtaken.
@@ -552,6 +576,10 @@ fn load(
         Ok((handle, event)) => {
             if let Some(e) = weak.upgrade() {
                 post_model_event(&e, &event);
+            }
+            // With sharing off the model has a private key: watch for that one's release.
+            if let Ok(handle) = &handle {
+                *key_slot.lock().unwrap() = Some(handle.key().clone());
             }
             handle.map_err(|e| e.to_string()).and_then(|handle| {
                 let mut transcriber = Transcriber::new(

@@ -208,7 +208,8 @@ impl SileroVad {
                 .copied()
                 .fold(0.0, f32::max);
             let threshold = if self.segmenter.in_speech() {
-                self.config.threshold - HYSTERESIS
+                // Never below a floor: at 0 every frame would be speech and nothing would end.
+                (self.config.threshold - HYSTERESIS).max(0.01)
             } else {
                 self.config.threshold
             };
