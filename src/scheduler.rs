@@ -57,8 +57,6 @@ pub struct ThreadBudget {
 pub struct Permit<'a> {
     budget: &'a ThreadBudget,
     threads: u32,
-    /// How long the decode waited for its turn.
-    pub waited: Duration,
     /// Whether it waited for other decodes past its deadline.
     pub late: bool,
 }
@@ -107,7 +105,6 @@ impl ThreadBudget {
         deadline: Instant,
         abort: &AtomicBool,
     ) -> Option<Permit<'_>> {
-        let started = Instant::now();
         let mut s = self.state.lock().unwrap();
         let me = Waiting {
             ticket: s.next_ticket,
@@ -137,12 +134,10 @@ impl ThreadBudget {
         drop(s);
         // The next in line may fit in what is left.
         self.changed.notify_all();
-        let now = Instant::now();
         Some(Permit {
             budget: self,
             threads: me.threads,
-            waited: now - started,
-            late: queued && now > deadline,
+            late: queued && Instant::now() > deadline,
         })
     }
 }

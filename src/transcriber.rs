@@ -728,12 +728,13 @@ impl Transcriber {
                 }
             }
         }
-        // Partial passes are the first thing shed: not while other decodes wait for the device.
-        let device_free =
-            crate::scheduler::for_device(self.decoder.model.key().device).waiting() == 0;
-        if self.options.live && partial_allowed && device_free && !self.utterance.is_empty() {
+        if self.options.live && partial_allowed && !self.utterance.is_empty() {
             let interval = duration_to_samples(self.options.partial_interval);
-            if self.utterance.len() >= self.partial_at + interval {
+            // Partial passes are the first thing shed: not while other decodes wait for the
+            // device (asked only when one is due: it takes the device table's lock).
+            if self.utterance.len() >= self.partial_at + interval
+                && crate::scheduler::for_device(self.decoder.model.key().device).waiting() == 0
+            {
                 out.extend(self.partial()?);
             }
         }
