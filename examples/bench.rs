@@ -161,8 +161,9 @@ fn live(n: usize, shared: bool, seconds: f64) -> Value {
         .map(|i| {
             common::pipeline::launch(&format!(
                 "appsrc name=src is-live=true format=time do-timestamp=true caps={caps} ! \
-                 whispersink name=stt{i} threads={}",
-                threads()
+                 whispersink name=stt{i} threads={} {}",
+                threads(),
+                std::env::var("WHISPERSTT_BENCH_PROPS").unwrap_or_default()
             ))
         })
         .collect();
