@@ -3,6 +3,8 @@
 //!
 //! The engine (`model`, `transcriber`) is plain Rust; the elements adapt it to GStreamer.
 
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 pub mod model;
 pub mod scheduler;
 pub mod subtitles;

@@ -23,6 +23,9 @@ pub const TRANSCRIPT_MESSAGE: &str = "whisperstt-transcript";
 pub const FINAL_TRANSCRIPT_EVENT: &str = "rstranscribe/final-transcript";
 /// The structure name of model cache messages.
 pub const MODEL_MESSAGE: &str = "whisperstt-model";
+/// The GLib log domain of warnings given outside a pipeline (a refused property value on an
+/// element without a bus).
+pub const LOG_DOMAIN: &str = "whisperstt";
 
 /// Sink caps: 16- and 32-bit audio at any rate and channel count, converted inside to what
 /// whisper.cpp takes (16 kHz mono f32) by GStreamer's own audio converter.
@@ -153,11 +156,24 @@ pub fn set_property(
 ) {
     let mut s = settings.lock().unwrap();
     if let Err(e) = s.set(value, pspec) {
-        gst::element_warning!(
-            element,
-            gst::LibraryError::Settings,
-            ("Property '{}' not changed: {}", pspec.name(), e)
-        );
+        if element.bus().is_some() {
+            gst::element_warning!(
+                element,
+                gst::LibraryError::Settings,
+                ("Property '{}' not changed: {}", pspec.name(), e)
+            );
+        } else {
+            // Not in a pipeline yet (a gst-launch line, properties set before adding the
+            // element): GStreamer would drop a message posted now. Say it where GLib says it
+            // refuses an out-of-range value.
+            gst::glib::g_warning!(
+                LOG_DOMAIN,
+                "{}: property '{}' not changed: {}",
+                element.name(),
+                pspec.name(),
+                e
+            );
+        }
         return;
     }
     if element.current_state() > gst::State::Ready

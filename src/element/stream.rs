@@ -13,6 +13,10 @@ const DISCONT_TOLERANCE: ClockTime = ClockTime::from_mseconds(40);
 const MAX_DRIFT: ClockTime = ClockTime::from_mseconds(250);
 /// A GAP event up to this long is silence within the utterance, not its end.
 const SHORT_GAP: ClockTime = ClockTime::from_mseconds(300);
+/// A forward jump or GAP longer than this starts a new timeline at its end, as a jump back
+/// does, instead of advancing the transcriber's sample clock over it: that clock turns
+/// samples into nanoseconds in 64 bits, which overflows past 2^64 ns / 16 000 (13.3 days).
+const MAX_SKIP: ClockTime = ClockTime::from_seconds(3600);
 
 /// A transcript placed on the input's timeline.
 #[derive(Debug, Clone)]
@@ -37,12 +41,14 @@ impl TimedTranscript {
     }
 }
 
+// In 128 bits: in 64, a product past 2^64 (13.3 days of samples in ns, 13.3 days of
+// ns times the rate) wraps.
 fn samples_to_time(samples: u64) -> ClockTime {
-    ClockTime::from_nseconds(samples * 1_000_000_000 / SAMPLE_RATE as u64)
+    ClockTime::from_nseconds((samples as u128 * 1_000_000_000 / SAMPLE_RATE as u128) as u64)
 }
 
 fn time_to_samples(t: ClockTime) -> u64 {
-    t.nseconds() * SAMPLE_RATE as u64 / 1_000_000_000
+    (t.nseconds() as u128 * SAMPLE_RATE as u128 / 1_000_000_000) as u64
 }
 
 pub struct Stream {
@@ -70,6 +76,11 @@ impl Stream {
             origin: None,
             pending_tail: Vec::new(),
         }
+    }
+
+    #[cfg(feature = "fault-injection")]
+    pub fn transcriber_mut(&mut self) -> &mut Transcriber {
+        &mut self.transcriber
     }
 
     pub fn set_caps(&mut self, caps: &gst::CapsRef, live: bool) -> Result<(), String> {
@@ -124,10 +135,11 @@ impl Stream {
         // Placed on the timeline they were heard in, before it moves.
         let finals = self.transcriber.finish()?;
         let finals = self.place(finals);
-        if pts > expected {
+        if pts > expected && pts - expected <= MAX_SKIP {
             self.transcriber.skip(time_to_samples(pts - expected));
         } else {
-            // Time went back (a new file after concat, a loop): a new timeline from here.
+            // Time went back (a new file after concat, a loop), or far ahead (a source
+            // switching to wall-clock time): a new timeline from here.
             self.transcriber.restart_timeline();
             self.origin = Some(pts);
         }
@@ -183,8 +195,13 @@ impl Stream {
             _ => {
                 let finals = self.transcriber.finish()?;
                 out.extend(self.place(finals));
-                if let Some(d) = duration {
-                    self.transcriber.skip(time_to_samples(d));
+                match duration {
+                    Some(d) if d <= MAX_SKIP => self.transcriber.skip(time_to_samples(d)),
+                    Some(d) => {
+                        self.transcriber.restart_timeline();
+                        self.origin = Some(pts.saturating_add(d));
+                    }
+                    None => {}
                 }
             }
         }

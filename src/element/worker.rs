@@ -85,8 +85,6 @@ struct Queue {
     /// caps: such a buffer is refused anyway).
     bytes_per_second: u64,
     live: bool,
-    /// Set while a sink is unlocked: take items without waiting for room.
-    unbounded: bool,
     flushing: bool,
     stopping: bool,
     /// Counts flushes: results of work started before one are dropped.
@@ -140,7 +138,7 @@ impl Worker {
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name(format!("whisperstt-{}", element.name()))
-            .spawn(move || run(weak, settings, key_slot, thread_shared, output))
+            .spawn(move || guarded_run(weak, settings, key_slot, thread_shared, output))
             .ok();
         if thread.is_none() {
             shared.queue.lock().unwrap().flow = Some(gst::FlowError::Error);
@@ -159,7 +157,7 @@ impl Worker {
             if let Some(e) = q.flow {
                 return Err(e);
             }
-            if q.live || q.unbounded || q.queued_ns < MAX_QUEUED_NS {
+            if q.live || q.queued_ns < MAX_QUEUED_NS {
                 break;
             }
             q = self.shared.changed.wait(q).unwrap();
@@ -189,11 +187,6 @@ impl Worker {
     /// next decode.
     pub fn update(&self, settings: Settings) {
         *self.shared.update.lock().unwrap() = Some(settings);
-    }
-
-    pub fn set_unbounded(&self, unbounded: bool) {
-        self.shared.queue.lock().unwrap().unbounded = unbounded;
-        self.shared.changed.notify_all();
     }
 
     /// Drops what is queued and stops the running inference.
@@ -236,6 +229,47 @@ impl Drop for Worker {
             let _ = t.join();
         }
     }
+}
+
+/// Runs the worker; a panic in it (a bug) becomes this element's error instead of a dead
+/// thread the streaming thread would wait on for ever, and leaves every other stream alone.
+fn guarded_run(
+    weak: gst::glib::WeakRef<gst::Element>,
+    settings: Settings,
+    key_slot: Arc<Mutex<Option<ModelKey>>>,
+    shared: Arc<Shared>,
+    output: Box<dyn Output>,
+) {
+    let thread_shared = shared.clone();
+    let thread_weak = weak.clone();
+    let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        run(thread_weak, settings, key_slot, thread_shared, output)
+    })) else {
+        return;
+    };
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    if let Some(element) = weak.upgrade() {
+        gst::element_error!(
+            element,
+            gst::LibraryError::Failed,
+            ("Internal error in the transcription worker: {}", what)
+        );
+    }
+    // The streaming thread and the element's stop still use these: a lock the panic held
+    // must not panic them in turn.
+    shared.queue.clear_poison();
+    shared.update.clear_poison();
+    shared.abort.clear_poison();
+    // The queue tells the streaming thread this stream is over (and dropping the items wakes
+    // a waiting drain).
+    let mut q = shared.queue.lock().unwrap();
+    q.flow = Some(gst::FlowError::Error);
+    q.items.clear();
+    shared.changed.notify_all();
 }
 
 fn run(
@@ -492,7 +526,11 @@ fn handle(
             current.output.segment(&segment);
             Vec::new()
         }
-        Item::Buffer(buffer) => result(element, stream.push(&buffer, caught_up))?,
+        Item::Buffer(buffer) => {
+            #[cfg(feature = "fault-injection")]
+            strike(element, stream);
+            result(element, stream.push(&buffer, caught_up))?
+        }
         Item::Gap { pts, duration } => {
             let out = result(element, stream.gap(pts, duration))?;
             current.output.gap(pts, duration);
@@ -516,6 +554,18 @@ fn handle(
         current.transcript(t)?;
     }
     Ok(gst::FlowSuccess::Ok)
+}
+
+/// Faults a test armed for this element (src/faults.rs).
+#[cfg(feature = "fault-injection")]
+fn strike(element: &gst::Element, stream: &mut Stream) {
+    use crate::faults::{take, Fault};
+    if take(&element.name(), Fault::WorkerPanic) {
+        panic!("fault injected into {}", element.name());
+    }
+    if take(&element.name(), Fault::InferenceError) {
+        stream.transcriber_mut().inject_inference_error();
+    }
 }
 
 /// Turns a transcription error into an element error; an abort (flush, stop) is not one.

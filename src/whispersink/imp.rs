@@ -240,13 +240,11 @@ impl BaseSinkImpl for WhisperSink {
 
     /// Called on pause and flush: a render waiting for room in the queue must return, and
     /// no audio may be lost, so the queue takes it regardless until `unlock_stop`.
+    /// A flush or a stop: whatever the streaming thread waits for (room in the queue, the
+    /// drain at EOS) gives up, and the running inference is aborted. A flush's FLUSH_STOP, or
+    /// `stop`, takes the flushing off again.
     fn unlock(&self) -> Result<(), gst::ErrorMessage> {
-        self.worker.with(|w| w.set_unbounded(true));
-        Ok(())
-    }
-
-    fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
-        self.worker.with(|w| w.set_unbounded(false));
+        self.worker.with(|w| w.flush_start());
         Ok(())
     }
 }

@@ -317,6 +317,7 @@ pub fn transcriber_wer(model: &Path, clips: &[(PathBuf, String)]) -> f64 {
 }
 
 pub mod pipeline;
+pub mod report;
 
 /// The 2-minute recording of 16 LJ Speech sentences joined with 0.4 s gaps, its transcript,
 /// and where each sentence ends (from the clips' durations in the corpus manifest).

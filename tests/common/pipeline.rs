@@ -121,7 +121,7 @@ pub fn rss_bytes() -> u64 {
     pages * 4096
 }
 
-pub fn clock(s: &gst::Structure, field: &str) -> gst::ClockTime {
+pub fn clock(s: &gst::StructureRef, field: &str) -> gst::ClockTime {
     s.get::<gst::ClockTime>(field).unwrap()
 }
 
