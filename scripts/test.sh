@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up (scripts/setup.sh), then runs the whole test suite against the real
-# engine and the real tiny.en model, and checks the installed plugin as users see it.
+# engine and the real tiny.en model, checks the installed plugin as users see it, and prints
+# the reliability summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -12,5 +13,9 @@ if [ ! -f ../shared/corpus/manifest.tsv ]; then
   echo "   the pocketsphinx-testdata recordings stand in for them" >&2
   filter=(--skip shared_)
 fi
-echo "== cargo test" >&2
-cargo test --release --all-targets -- "${filter[@]}"
+rm -f target/reliability/summary.jsonl
+echo "== cargo test (with the faults the reliability tests arm: --features fault-injection)" >&2
+status=0
+cargo test --release --all-targets --features fault-injection -- "${filter[@]}" || status=$?
+scripts/reliability_summary.py "$status" || status=$?
+exit "$status"
