@@ -16,6 +16,6 @@ fi
 rm -f target/reliability/summary.jsonl
 echo "== cargo test (with the faults the reliability tests arm: --features fault-injection)" >&2
 status=0
-cargo test --release --all-targets --features fault-injection -- "${filter[@]}" || status=$?
+cargo test --release --all-targets --no-fail-fast --features fault-injection -- "${filter[@]}" || status=$?
 scripts/reliability_summary.py "$status" || status=$?
 exit "$status"
