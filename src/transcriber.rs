@@ -212,8 +212,11 @@ pub struct Transcript {
     pub audio_duration: Duration,
 }
 
+/// Whole seconds apart, so a stream running for months cannot overflow the nanoseconds.
 fn samples_to_duration(samples: u64) -> Duration {
-    Duration::from_nanos(samples * 1_000_000_000 / SAMPLE_RATE as u64)
+    let rate = SAMPLE_RATE as u64;
+    Duration::from_secs(samples / rate)
+        + Duration::from_nanos(samples % rate * 1_000_000_000 / rate)
 }
 
 fn duration_to_samples(d: Duration) -> usize {
@@ -1131,5 +1134,24 @@ impl Transcriber {
     /// Advances the timeline over audio that never came (a gap).
     pub fn skip(&mut self, samples: u64) {
         self.position += samples;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_counts_convert_exactly_after_months_of_audio() {
+        let month = 30 * 24 * 3600;
+        let samples = month * SAMPLE_RATE as u64 + SAMPLE_RATE as u64 / 4;
+        assert_eq!(
+            samples_to_duration(samples),
+            Duration::from_secs(month) + Duration::from_millis(250)
+        );
+        assert_eq!(
+            duration_to_samples(samples_to_duration(samples)),
+            samples as usize
+        );
     }
 }
