@@ -35,6 +35,18 @@ fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Records a check whose inputs must all be refused with an error (so no transcript expected).
+fn record_refused(name: &str, tried: u64) {
+    report::record(Outcome {
+        category: "bad-input",
+        name,
+        tried,
+        transcripts_expected: 0,
+        transcripts_lost: 0,
+        figures: serde_json::json!({}),
+    });
+}
+
 /// The reference speech as one 16 kHz stream: each clip after 3 s of silence (longer than the
 /// 2 s pause that ends a file-mode utterance), with where each clip lies, in seconds.
 struct Speech {
@@ -1013,14 +1025,7 @@ fn wrong_types_in_a_launch_line_are_parse_errors_naming_the_property() {
             tried += 1;
         }
     }
-    report::record(Outcome {
-        category: "bad-input",
-        name: "wrong-property-types-in-launch-line",
-        tried,
-        transcripts_expected: 0,
-        transcripts_lost: 0,
-        figures: serde_json::json!({}),
-    });
+    record_refused("wrong-property-types-in-launch-line", tried);
 }
 
 /// The text of the next WARNING message on `bus`, waiting at most 10 s.
@@ -1281,14 +1286,7 @@ fn empty_and_truncated_files_end_with_the_parsers_error_or_a_clean_eos() {
             }
         }
     }
-    report::record(Outcome {
-        category: "bad-input",
-        name: "empty-and-truncated-files",
-        tried,
-        transcripts_expected: 0,
-        transcripts_lost: 0,
-        figures: serde_json::json!({}),
-    });
+    record_refused("empty-and-truncated-files", tried);
 }
 
 #[test]
@@ -1331,14 +1329,7 @@ fn a_byte_segment_is_an_error_naming_the_format_needed() {
         assert!(run.transcripts.is_empty());
         tried += 1;
     }
-    report::record(Outcome {
-        category: "bad-input",
-        name: "byte-format-segment",
-        tried,
-        transcripts_expected: 0,
-        transcripts_lost: 0,
-        figures: serde_json::json!({}),
-    });
+    record_refused("byte-format-segment", tried);
 }
 
 #[test]
