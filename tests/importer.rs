@@ -345,3 +345,48 @@ fn missing_models_name_what_was_searched() {
     );
     assert!(e.to_string().contains("ggml-no-such-model.bin"), "{e}");
 }
+
+/// The committed fuzzing seeds (fuzz/make_corpus.py) must keep reaching deep into the formats:
+/// complete small files the checks accept, and real file starts refused where they end. If a
+/// format change moves these answers, the seeds need making again or fuzzing starts shallow.
+#[test]
+fn fuzz_seeds_reach_the_sections_they_were_made_for() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let seed = |target: &str, name: &str| std::fs::read(corpus.join(target).join(name)).unwrap();
+    let path = Path::new("seed");
+    let refusal = |e: ModelError| e.to_string();
+
+    let silero = ggml::inspect_silero_bytes(&seed("ggml_header", "silero-small"), path).unwrap();
+    assert_eq!((silero.version.as_str(), silero.window), ("6.2.0", 512));
+    let head = ggml::inspect_silero_bytes(&seed("ggml_header", "silero-head"), path);
+    assert!(refusal(head.unwrap_err()).contains("truncated in the tensor data"));
+
+    let whisper = seed("ggml_header", "whisper-sections");
+    assert_eq!(
+        ggml::read_hparams_bytes(&whisper, path)
+            .unwrap()
+            .size_name(),
+        "tiny"
+    );
+    let sections = refusal(ggml::inspect_bytes(&whisper, path).unwrap_err());
+    assert!(
+        sections.contains("truncated in the tensor data"),
+        "{sections}"
+    );
+    let head =
+        refusal(ggml::inspect_bytes(&seed("ggml_header", "whisper-head"), path).unwrap_err());
+    assert!(head.contains("truncated in the mel filters"), "{head}");
+
+    let small = ct2::Model::parse(&seed("ct2_model", "small"), path).unwrap();
+    assert_eq!((small.variables.len(), small.aliases.len()), (7, 1));
+    let int8 = small
+        .weight_f32("encoder/layer_0/ffn/linear_0/weight", path)
+        .unwrap();
+    assert_eq!(int8[..3], [1.0 / 127.0, 2.0 / 127.0, 3.0 / 127.0]);
+    assert_eq!(small.to_bytes(), seed("ct2_model", "small"));
+    let head = refusal(ct2::Model::parse(&seed("ct2_model", "tiny-en-head"), path).unwrap_err());
+    assert!(
+        head.contains("model.bin is truncated in variable"),
+        "{head}"
+    );
+}

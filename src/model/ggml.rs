@@ -4,7 +4,7 @@
 
 use super::ModelError;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 pub const MAGIC: u32 = 0x6767_6d6c;
@@ -324,10 +324,19 @@ impl<R: Read + Seek> Reader<R> {
     }
 }
 
-/// Reads only the header (magic and hyper-parameters), checking them.
-pub fn read_hparams(path: &Path) -> Result<Hparams, ModelError> {
-    let mut r = open(path)?;
-    header(&mut r)
+impl<R: Read + Seek> Reader<R> {
+    /// A reader over `len` bytes of `inner`; `path` only names the file in errors.
+    fn new(inner: R, len: u64, path: &Path) -> Result<Self, ModelError> {
+        if len == 0 {
+            return Err(ModelError::invalid(path, "file is empty"));
+        }
+        Ok(Reader {
+            inner,
+            path: path.to_path_buf(),
+            pos: 0,
+            len,
+        })
+    }
 }
 
 fn open(path: &Path) -> Result<Reader<BufReader<File>>, ModelError> {
@@ -339,15 +348,22 @@ fn open(path: &Path) -> Result<Reader<BufReader<File>>, ModelError> {
             "is a directory without model.bin (neither a ggml file nor a faster-whisper model)",
         ));
     }
-    if meta.len() == 0 {
-        return Err(ModelError::invalid(path, "file is empty"));
-    }
-    Ok(Reader {
-        inner: BufReader::new(file),
-        path: path.to_path_buf(),
-        pos: 0,
-        len: meta.len(),
-    })
+    Reader::new(BufReader::new(file), meta.len(), path)
+}
+
+/// A reader over a file's contents already in memory (the fuzz targets use this).
+fn over_bytes<'a>(data: &'a [u8], path: &Path) -> Result<Reader<io::Cursor<&'a [u8]>>, ModelError> {
+    Reader::new(io::Cursor::new(data), data.len() as u64, path)
+}
+
+/// Reads only the header (magic and hyper-parameters), checking them.
+pub fn read_hparams(path: &Path) -> Result<Hparams, ModelError> {
+    header(&mut open(path)?)
+}
+
+/// `read_hparams` on a file's contents; `path` only names the file in errors.
+pub fn read_hparams_bytes(data: &[u8], path: &Path) -> Result<Hparams, ModelError> {
+    header(&mut over_bytes(data, path)?)
 }
 
 fn header<R: Read + Seek>(r: &mut Reader<R>) -> Result<Hparams, ModelError> {
@@ -370,9 +386,18 @@ fn header<R: Read + Seek>(r: &mut Reader<R>) -> Result<Hparams, ModelError> {
 /// Checks the whole file: header, mel filters, vocabulary, and that every tensor whisper.cpp
 /// expects is present exactly once with the right shape and a size that fits in the file.
 pub fn inspect(path: &Path) -> Result<ModelInfo, ModelError> {
-    let mut r = open(path)?;
+    check_model(open(path)?)
+}
+
+/// `inspect` on a file's contents; `path` only names the file in errors.
+pub fn inspect_bytes(data: &[u8], path: &Path) -> Result<ModelInfo, ModelError> {
+    check_model(over_bytes(data, path)?)
+}
+
+fn check_model<R: Read + Seek>(mut r: Reader<R>) -> Result<ModelInfo, ModelError> {
     let hp = header(&mut r)?;
-    let bad = |what: String| ModelError::invalid(path, what);
+    let path = r.path.clone();
+    let bad = |what: String| ModelError::invalid(&path, what);
 
     let (n_mel, n_fft) = (r.i32("mel filters")?, r.i32("mel filters")?);
     if n_mel != hp.n_mels || n_fft as usize != MEL_BINS {
@@ -474,8 +499,17 @@ pub struct SileroInfo {
 /// layer sizes, then tensors that fit the file), so a damaged or wrong file is an error
 /// instead of a crash inside whisper.cpp.
 pub fn inspect_silero(path: &Path) -> Result<SileroInfo, ModelError> {
-    let mut r = open(path)?;
-    let bad = |what: String| ModelError::invalid(path, what);
+    check_silero(open(path)?)
+}
+
+/// `inspect_silero` on a file's contents; `path` only names the file in errors.
+pub fn inspect_silero_bytes(data: &[u8], path: &Path) -> Result<SileroInfo, ModelError> {
+    check_silero(over_bytes(data, path)?)
+}
+
+fn check_silero<R: Read + Seek>(mut r: Reader<R>) -> Result<SileroInfo, ModelError> {
+    let path = r.path.clone();
+    let bad = |what: String| ModelError::invalid(&path, what);
     let magic = r.i32("header")? as u32;
     let type_len = r.i32("header")?;
     let model_type = if magic == MAGIC && (1..=64).contains(&type_len) {

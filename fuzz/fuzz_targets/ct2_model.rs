@@ -1,0 +1,30 @@
+//! The CTranslate2 `model.bin` parser (`src/model/ct2.rs`) on arbitrary bytes, with the
+//! accessors the importer uses on a parsed model. Whatever the input, each must answer Ok or a
+//! `ModelError`, without panicking, hanging or allocating more than the input's size.
+
+#![no_main]
+
+use gstwhisperstt::model::ct2::Model;
+use libfuzzer_sys::fuzz_target;
+use std::path::Path;
+
+fuzz_target!(|data: &[u8]| {
+    let path = Path::new("model.bin");
+    let model = match Model::parse(data, path) {
+        Ok(model) => model,
+        Err(e) => {
+            assert_eq!(e.path(), Some(path), "{e}");
+            return;
+        }
+    };
+    for (name, v) in &model.variables {
+        assert_eq!(v.data.len(), v.len() * v.dtype.size(), "{name}");
+        assert!(model.get(name).is_some());
+        let _ = model.scalar(name);
+        if let Err(e) = model.weight_f32(name, path) {
+            assert_eq!(e.path(), Some(path), "{e}");
+        }
+    }
+    // The writer the tests and the seed corpus use reads back as the same model.
+    assert_eq!(Model::parse(&model.to_bytes(), path).as_ref(), Ok(&model));
+});
