@@ -390,3 +390,20 @@ fn fuzz_seeds_reach_the_sections_they_were_made_for() {
         "{head}"
     );
 }
+
+#[test]
+fn import_reports_progress_tensor_by_tensor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("tiny.bin");
+    let mut seen = Vec::new();
+    import::import_dir_reporting(
+        &common::ct2_source(),
+        &out,
+        ggml::WeightType::F16,
+        &mut |done, total| seen.push((done, total)),
+    )
+    .unwrap();
+    let tensors = ggml::inspect(&out).unwrap().n_tensors;
+    assert_eq!(seen.len(), tensors);
+    assert!(seen.iter().enumerate().all(|(i, &p)| p == (i + 1, tensors)));
+}

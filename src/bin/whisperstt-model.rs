@@ -2,6 +2,7 @@
 
 use gstwhisperstt::model::{ggml, import, locate, ModelError};
 use sha1::{Digest, Sha1};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -72,7 +73,23 @@ fn cmd_import(src: &Path, out: &Path, weights: &str) -> Result<(), String> {
     let weights: ggml::WeightType = weights.parse()?;
     let started = std::time::Instant::now();
     eprintln!("importing {} ...", src.display());
-    let report = import::import_dir_as(src, out, weights).map_err(|e| e.to_string())?;
+    // A bar on a terminal; nothing per tensor in logs and pipes.
+    let terminal = std::io::stderr().is_terminal();
+    let mut bar = |done: usize, total: usize| {
+        if terminal {
+            let filled = done * 40 / total.max(1);
+            eprint!(
+                "\r[{}{}] {done}/{total} tensors",
+                "#".repeat(filled),
+                " ".repeat(40 - filled)
+            );
+            if done == total {
+                eprintln!();
+            }
+        }
+    };
+    let report =
+        import::import_dir_reporting(src, out, weights, &mut bar).map_err(|e| e.to_string())?;
     println!(
         "imported {} ({} {}, {} source, {} weights) to {} ({:.1} MB) in {:.1} s",
         src.display(),

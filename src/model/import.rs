@@ -181,6 +181,16 @@ pub fn import_dir_as(
     out: &Path,
     weights: WeightType,
 ) -> Result<ImportReport, ModelError> {
+    import_dir_reporting(src_dir, out, weights, &mut |_, _| {})
+}
+
+/// `import_dir_as`, calling `progress(tensors written, tensors in all)` after each tensor.
+pub fn import_dir_reporting(
+    src_dir: &Path,
+    out: &Path,
+    weights: WeightType,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<ImportReport, ModelError> {
     if !src_dir.is_dir() {
         return Err(ModelError::invalid(src_dir, "not a directory"));
     }
@@ -229,14 +239,16 @@ pub fn import_dir_as(
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, &e))?;
     let tmp = tempfile_in(dir, out);
-    let write = || -> Result<(), ModelError> {
+    let mut write = || -> Result<(), ModelError> {
         let file = std::fs::File::create(&tmp).map_err(|e| ModelError::io(&tmp, &e))?;
         let io = |e: std::io::Error| ModelError::io(&tmp, &e);
         let mut w = ggml::Writer::new(file, &hp, &mel::filters(hp.n_mels as usize), &token_bytes)
             .map_err(io)?;
-        for spec in ggml::expected_tensors(&hp) {
-            let values = tensor_values(&model, &spec, &model_path)?;
-            w.tensor(&spec, &values).map_err(io)?;
+        let specs = ggml::expected_tensors(&hp);
+        for (i, spec) in specs.iter().enumerate() {
+            let values = tensor_values(&model, spec, &model_path)?;
+            w.tensor(spec, &values).map_err(io)?;
+            progress(i + 1, specs.len());
         }
         w.finish().map_err(io)?.sync_all().map_err(io)
     };
