@@ -208,6 +208,10 @@ pub struct Transcript {
     pub words: Vec<Word>,
     /// Time whisper.cpp spent on the decode this result came from.
     pub inference_time: Duration,
+    /// Time that decode waited for the scheduler to free threads for it.
+    pub queue_time: Duration,
+    /// Threads the scheduler gave that decode.
+    pub threads: u32,
     /// Length of the audio that decode saw.
     pub audio_duration: Duration,
 }
@@ -240,6 +244,8 @@ struct Decoded {
     segments: Vec<Segment>,
     language: &'static str,
     inference_time: Duration,
+    queue_time: Duration,
+    threads: u32,
     /// The scheduler served it after its deadline.
     late: bool,
 }
@@ -452,6 +458,7 @@ impl Decoder {
         let threads = self.options.threads.max(1);
         let prompt = self.prompt();
         let budget = crate::scheduler::for_device(self.model.key().device);
+        let queued = Instant::now();
         let Some(permit) = budget.acquire(threads, deadline, &self.abort) else {
             return Err(TranscribeError::Aborted);
         };
@@ -492,12 +499,14 @@ impl Decoder {
         };
         let segments = self.segments(&state, audio.len() as i64);
         drop(state);
-        let late = permit.late;
+        let (late, permit_threads) = (permit.late, permit.threads());
         drop(permit);
         Ok(Decoded {
             segments,
             language,
             inference_time,
+            queue_time: started.duration_since(queued),
+            threads: permit_threads,
             late,
         })
     }
@@ -1074,6 +1083,8 @@ impl Transcriber {
                 })
                 .collect(),
             inference_time: decoded.inference_time,
+            queue_time: decoded.queue_time,
+            threads: decoded.threads,
             audio_duration: samples_to_duration(len as u64),
             text,
         })

@@ -13,6 +13,7 @@ pub use worker::{Item, Output, Worker};
 
 use crate::model::cache::{self, ModelAction, ModelEvent, ModelKey, Subscription};
 use gst::prelude::*;
+use once_cell::sync::Lazy;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -47,7 +48,36 @@ pub fn clock_time(d: std::time::Duration) -> gst::ClockTime {
 }
 
 /// Posts a `whisperstt-model` message for a cache event.
+/// The plugin-global model cache's loads, shares, releases and failures, as the elements see
+/// them (the same as their `whisperstt-model` messages).
+static MODEL_CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
+    gst::DebugCategory::new(
+        "whisperstt-model",
+        gst::DebugColorFlags::empty(),
+        Some("whisperstt model cache: loads, shares and releases"),
+    )
+});
+
 pub fn post_model_event(element: &gst::Element, event: &ModelEvent) {
+    gst::info!(
+        MODEL_CAT,
+        obj = element,
+        "{} {} on {}{}: {} handles, {} loads{}",
+        event.action.as_str(),
+        event.key.path.display(),
+        event.key.device,
+        event
+            .load_time
+            .map(|t| format!(" in {} ms", t.as_millis()))
+            .unwrap_or_default(),
+        event.live_handles,
+        event.loads,
+        event
+            .error
+            .as_ref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default()
+    );
     let mut s = gst::Structure::builder(MODEL_MESSAGE)
         .field("action", event.action.as_str())
         .field("model", event.key.path.to_string_lossy().as_ref())
@@ -226,6 +256,8 @@ pub fn transcript_message(element: &gst::Element, t: &TimedTranscript) -> gst::M
         .field("no-speech-prob", tr.no_speech_prob as f64)
         .field("words", words)
         .field("inference-time", clock_time(tr.inference_time))
+        .field("queue-time", clock_time(tr.queue_time))
+        .field("threads", tr.threads)
         .field("audio-duration", clock_time(tr.audio_duration))
         .field("lag", t.lag)
         .field("model", t.model.as_str())
@@ -244,18 +276,23 @@ pub fn transcript_message(element: &gst::Element, t: &TimedTranscript) -> gst::M
 /// Logs the transcript in the element's category and posts its message; both elements do
 /// this for every transcript.
 pub fn post_transcript(element: &gst::Element, cat: gst::DebugCategory, t: &TimedTranscript) {
+    let tr = &t.transcript;
+    // Decode timings and scheduling, per result (a final reused from a partial repeats it).
     gst::debug!(
         cat,
         obj = element,
-        "{} {} .. {}: {}",
-        if t.transcript.is_final {
-            "final"
-        } else {
-            "partial"
-        },
+        "{} of utterance {} at {} .. {}: {:.2} s of audio decoded in {} ms on {} threads \
+         after {} ms waiting for them, lag {} ms: {}",
+        if tr.is_final { "final" } else { "partial" },
+        tr.utterance_id,
         t.pts,
         t.pts + t.duration,
-        t.transcript.text
+        tr.audio_duration.as_secs_f64(),
+        tr.inference_time.as_millis(),
+        tr.threads,
+        tr.queue_time.as_millis(),
+        t.lag.mseconds(),
+        tr.text
     );
     let _ = element.post_message(transcript_message(element, t));
 }

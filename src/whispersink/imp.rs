@@ -11,7 +11,8 @@ use std::sync::Mutex;
 
 static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
     gst::DebugCategory::new(
-        "whispersink",
+        // Under the plugin's prefix, so GST_DEBUG=whisperstt*:5 shows everything it does.
+        "whisperstt-sink",
         gst::DebugColorFlags::empty(),
         Some("Whisper speech-to-text sink"),
     )

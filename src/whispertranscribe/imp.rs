@@ -9,7 +9,8 @@ use std::sync::Mutex;
 
 static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
     gst::DebugCategory::new(
-        "whispertranscribe",
+        // Under the plugin's prefix, so GST_DEBUG=whisperstt*:5 shows everything it does.
+        "whisperstt-transcribe",
         gst::DebugColorFlags::empty(),
         Some("Whisper speech-to-text transform"),
     )
