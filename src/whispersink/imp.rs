@@ -139,10 +139,10 @@ impl ElementImpl for WhisperSink {
             gst::subclass::ElementMetadata::new(
                 "Whisper speech-to-text sink",
                 "Sink/Audio",
-                "Transcribes 16 kHz mono speech with whisper.cpp and posts a \
-                 whisperstt-transcript element message for each result (text, is-final, start, \
-                 end, duration, language, avg-logprob, no-speech-prob, words, model, element, \
-                 ...). The model comes from a process-wide cache shared with every other \
+                "Transcribes speech (any rate and channels, mixed to 16 kHz mono inside) with \
+                 whisper.cpp and posts a whisperstt-transcript element message for each result \
+                 (text, is-final, start, end, duration, language, avg-logprob, no-speech-prob, \
+                 words, model, element, ...). The model comes from a process-wide cache shared with every other \
                  whisperstt element. sync defaults to false here.",
                 "whisperstt developers",
             )

@@ -241,8 +241,8 @@ impl ElementImpl for WhisperTranscribe {
             gst::subclass::ElementMetadata::new(
                 "Whisper speech-to-text",
                 "Filter/Audio/Text",
-                "Transcribes 16 kHz mono speech with whisper.cpp into timed UTF-8 text buffers, \
-                 and posts a whisperstt-transcript element message for each result (text, \
+                "Transcribes speech (any rate and channels, mixed to 16 kHz mono inside) with \
+                 whisper.cpp into timed UTF-8 text buffers, and posts a whisperstt-transcript element message for each result (text, \
                  is-final, start, end, duration, language, avg-logprob, no-speech-prob, words, \
                  model, element, ...). The model comes from a process-wide cache shared with \
                  every other whisperstt element; whisperstt-model messages report its loads, \
