@@ -25,7 +25,12 @@ pub enum Device {
 }
 
 /// True when this build has a GPU backend compiled in.
-pub const GPU_BUILD: bool = false;
+pub const GPU_BUILD: bool = cfg!(any(
+    feature = "cuda",
+    feature = "vulkan",
+    feature = "hipblas",
+    feature = "metal"
+));
 
 impl std::str::FromStr for Device {
     type Err = ModelError;
