@@ -16,6 +16,8 @@ fi
 rm -f target/reliability/summary.jsonl
 echo "== cargo test (with the faults the reliability tests arm: --features fault-injection)" >&2
 status=0
+# cargo test does not leave the examples' binaries where tests/examples.rs runs them from.
+cargo build --release --examples --features fault-injection
 cargo test --release --all-targets --no-fail-fast --features fault-injection -- "${filter[@]}" || status=$?
 # Bounded fuzzing of the model-file parsers (about 2 minutes each, plus a 3-minute first build).
 scripts/fuzz.sh "${WHISPERSTT_FUZZ_SECONDS:-120}" || status=$?
