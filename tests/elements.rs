@@ -75,6 +75,20 @@ fn whispertranscribe_pushes_timed_text_and_posts_matching_messages() {
     }
     let wer = common::wer(&reference, &r.text());
     assert!(wer <= 0.25, "WER {wer:.3}: {}", r.text());
+    // The load is reported as it goes, as network sources report connecting.
+    let progress: Vec<_> = r
+        .progress
+        .iter()
+        .map(|(k, c, _)| (*k, c.as_str()))
+        .collect();
+    assert_eq!(
+        progress,
+        [
+            (gst::ProgressType::Start, "whisperstt-model-load"),
+            (gst::ProgressType::Complete, "whisperstt-model-load")
+        ]
+    );
+    assert!(r.progress[1].2.contains("ready in"), "{:?}", r.progress);
 }
 
 #[test]
@@ -135,6 +149,11 @@ fn a_wrong_model_path_is_an_error_naming_it_and_the_process_carries_on() {
     assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
     assert!(r.errors[0].contains(bad), "{}", r.errors[0]);
     assert!(r.transcripts.is_empty());
+    // The load's progress ends in an error that says the same.
+    assert_eq!(r.progress.len(), 2, "{:?}", r.progress);
+    assert_eq!(r.progress[0].0, gst::ProgressType::Start);
+    assert_eq!(r.progress[1].0, gst::ProgressType::Error);
+    assert!(r.progress[1].2.contains(bad), "{:?}", r.progress);
 
     let tmp = tempfile::tempdir().unwrap();
     let garbage = tmp.path().join("garbage.bin");

@@ -35,6 +35,8 @@ pub fn launch(description: &str) -> gst::Pipeline {
 pub struct Run {
     pub transcripts: Vec<gst::Structure>,
     pub model_messages: Vec<gst::Structure>,
+    /// PROGRESS messages: (type, code, text).
+    pub progress: Vec<(gst::ProgressType, String, String)>,
     pub errors: Vec<String>,
     /// From PLAYING being requested to the element's first model message (ready or failed).
     pub ready_after: Option<Duration>,
@@ -85,6 +87,11 @@ pub fn play(pipeline: &gst::Pipeline, timeout: Duration) -> Run {
             gst::MessageView::Error(e) => {
                 run.errors.push(format!("{} ({:?})", e.error(), e.debug()));
                 break;
+            }
+            gst::MessageView::Progress(p) => {
+                let (kind, code, text) = p.get();
+                run.progress
+                    .push((kind, code.to_string(), text.to_string()));
             }
             gst::MessageView::Element(e) => {
                 let s = e.structure().unwrap().to_owned();
