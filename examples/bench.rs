@@ -4,7 +4,9 @@
 //! binary with a sub-command, or Python for faster-whisper), so peak memory is its own.
 //!
 //! `bench` runs everything and prints a markdown table, writing `target/bench/results.json`
-//! and (with matplotlib) `target/bench/live.png`. `bench --quick` runs a shorter live part.
+//! and (with matplotlib) `target/bench/live.png`. `bench --quick` runs a shorter live part;
+//! `bench files [SYSTEM...]` only the file-mode table (e.g. `bench files whisperstt`).
+//! `WHISPERSTT_BENCH_PROPS` adds element properties to whisperstt's pipelines, to try them.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -24,6 +26,11 @@ fn threads() -> u32 {
         .unwrap_or(2)
 }
 
+/// Element properties to try, from `WHISPERSTT_BENCH_PROPS` (e.g. "carry-context=true").
+fn extra_props() -> String {
+    std::env::var("WHISPERSTT_BENCH_PROPS").unwrap_or_default()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let out = match args.first().map(String::as_str) {
@@ -33,8 +40,13 @@ fn main() {
             args[2] == "shared",
             args[3].parse().unwrap(),
         ),
+        Some("files") => {
+            // Only the file-mode table, for the systems named (all without names).
+            orchestrate(false, Some(&args[1..]));
+            return;
+        }
         _ => {
-            orchestrate(args.iter().any(|a| a == "--quick"));
+            orchestrate(args.iter().any(|a| a == "--quick"), None);
             return;
         }
     };
@@ -89,8 +101,9 @@ fn file_mode_whisperstt(files: &[String]) -> Value {
         .iter()
         .map(|f| {
             let run = common::pipeline::run(&format!(
-                "filesrc location=\"{f}\" ! wavparse ! whispersink threads={}",
-                threads()
+                "filesrc location=\"{f}\" ! wavparse ! whispersink threads={} {}",
+                threads(),
+                extra_props()
             ));
             assert!(run.errors.is_empty(), "{f}: {:?}", run.errors);
             run.text()
@@ -163,7 +176,7 @@ fn live(n: usize, shared: bool, seconds: f64) -> Value {
                 "appsrc name=src is-live=true format=time do-timestamp=true caps={caps} ! \
                  whispersink name=stt{i} threads={} {}",
                 threads(),
-                std::env::var("WHISPERSTT_BENCH_PROPS").unwrap_or_default()
+                extra_props()
             ))
         })
         .collect();
@@ -422,7 +435,7 @@ fn percentile(values: &[f64], q: f64) -> f64 {
 /// Builds the command that measures one system on a file list.
 type SystemCommand<'a> = Box<dyn Fn(&Path) -> Command + 'a>;
 
-fn orchestrate(quick: bool) {
+fn orchestrate(quick: bool, files_only: Option<&[String]>) {
     let python = std::env::var("WHISPERSTT_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
     let ct2 = gstwhisperstt::model::locate::models_dir().join("faster-whisper-tiny.en");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_faster_whisper.py");
@@ -444,6 +457,12 @@ fn orchestrate(quick: bool) {
             Box::new(|l: &Path| this_binary(&["file", "whisper-rs", l.to_str().unwrap()])),
         ),
     ];
+    let systems: Vec<_> = systems
+        .into_iter()
+        .filter(|(name, _)| {
+            files_only.is_none_or(|only| only.is_empty() || only.iter().any(|o| o == name))
+        })
+        .collect();
     let mut file_results = Vec::new();
     println!(
         "## File mode (tiny.en, greedy, {} threads, one process per system)\n",
@@ -467,7 +486,10 @@ fn orchestrate(quick: bool) {
             }
             rows.push((name.to_string(), r, errors as f64 / words.max(1) as f64));
         }
-        let fw_int8 = rows[1].1["seconds"].as_f64().unwrap();
+        let fw_int8 = rows
+            .iter()
+            .find(|(name, ..)| name == "faster-whisper int8")
+            .map_or(f64::NAN, |(_, r, _)| r["seconds"].as_f64().unwrap());
         for (name, r, wer) in &rows {
             let secs = r["seconds"].as_f64().unwrap();
             println!(
@@ -486,6 +508,9 @@ fn orchestrate(quick: bool) {
         }
     }
 
+    if files_only.is_some() {
+        return;
+    }
     let seconds = if quick { 30.0 } else { 60.0 };
     println!(
         "\n## Live: N pipelines fed speech in real time for {seconds} s (tiny.en, {} threads each)\n",

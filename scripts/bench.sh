@@ -2,7 +2,9 @@
 # One command, one run: whisperstt against faster-whisper (int8, float32) and plain
 # whisper-rs in file mode, then 1..16 live pipelines on one shared model against one model
 # per pipeline. Prints markdown tables; writes target/bench/results.json and live.png.
-# Needs ../shared/corpus (the speech corpus). `scripts/bench.sh --quick`: shorter live runs.
+# Needs ../shared/corpus (the speech corpus). `scripts/bench.sh --quick`: shorter live runs;
+# `scripts/bench.sh files [SYSTEM...]`: the file-mode table only. WHISPERSTT_BENCH_PROPS adds
+# whisperstt element properties (to try settings side by side).
 set -eu
 cd "$(dirname "$0")/.."
 scripts/setup.sh >&2
