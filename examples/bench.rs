@@ -457,6 +457,13 @@ fn orchestrate(quick: bool, files_only: Option<&[String]>) {
             Box::new(|l: &Path| this_binary(&["file", "whisper-rs", l.to_str().unwrap()])),
         ),
     ];
+    for name in files_only.unwrap_or_default() {
+        if !systems.iter().any(|(s, _)| s == name) {
+            let known: Vec<_> = systems.iter().map(|(s, _)| *s).collect();
+            eprintln!("bench: no system {name:?}; the systems are {known:?}");
+            std::process::exit(2);
+        }
+    }
     let systems: Vec<_> = systems
         .into_iter()
         .filter(|(name, _)| {
