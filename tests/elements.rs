@@ -241,7 +241,7 @@ fn elements_document_their_properties() {
     for name in ["whispertranscribe", "whispersink"] {
         let e = gst::ElementFactory::make(name).build().unwrap();
         // Every property the element itself declares (not GstElement's or GstBaseSink's):
-        // a blurb that says something, and the ones users tune most among them.
+        // a blurb that says something; and the ones users set by name are all there.
         let own: Vec<_> = e
             .list_properties()
             .into_iter()
@@ -268,10 +268,20 @@ fn elements_document_their_properties() {
         for prop in [
             "model",
             "device",
+            "flash-attn",
+            "model-idle-timeout",
             "language",
+            "translate",
             "threads",
+            "beam-size",
+            "word-timestamps",
             "latency",
+            "lateness",
             "vad",
+            "vad-threshold",
+            "vad-min-silence",
+            "vad-padding",
+            "max-utterance",
             "partial-interval",
         ] {
             assert!(own.iter().any(|p| p.name() == prop), "{name} has no {prop}");
