@@ -89,10 +89,7 @@ fn python() -> &'static str {
 /// A LibriVox sentence from pocketsphinx-testdata (6.8 s) that tiny.en hears right, and its
 /// reference text.
 fn librivox_0870() -> (String, String) {
-    let (path, text) = common::pocketsphinx_clips()
-        .into_iter()
-        .find(|(p, _)| p.to_string_lossy().ends_with("-0870.wav"))
-        .expect("librivox 0870 in pocketsphinx-testdata");
+    let (path, text) = common::pocketsphinx_clip("-0870.wav");
     (path.to_str().unwrap().to_string(), text)
 }
 

@@ -242,6 +242,15 @@ pub fn pocketsphinx_clips() -> Vec<(PathBuf, String)> {
     clips
 }
 
+/// The pocketsphinx-testdata recording whose file name ends in `suffix` (e.g. "-0870.wav"),
+/// and its transcript.
+pub fn pocketsphinx_clip(suffix: &str) -> (PathBuf, String) {
+    pocketsphinx_clips()
+        .into_iter()
+        .find(|(p, _)| p.to_string_lossy().ends_with(suffix))
+        .unwrap_or_else(|| panic!("no pocketsphinx-testdata recording *{suffix}"))
+}
+
 /// Reads a Sphinx transcription file: `<s> words </s> (file id)` a line.
 fn sphinx_transcription(dir: &Path, name: &str) -> Vec<(PathBuf, String)> {
     let text = std::fs::read_to_string(dir.join(name)).unwrap();
