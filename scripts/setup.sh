@@ -36,6 +36,13 @@ if ! command -v cargo >/dev/null; then
 fi
 
 say "building and installing the plugin (cargo through meson)"
+# whisper-rs-sys does not rebuild when the GGML_* settings in .cargo/config.toml change: a
+# whisper.cpp built before llamafile's kernels were turned on is cleaned once and rebuilt.
+stale=$(grep -L '^GGML_LLAMAFILE:BOOL=ON' \
+  "${CARGO_TARGET_DIR:-target}"/release/build/whisper-rs-sys-*/out/build/CMakeCache.txt 2>/dev/null || true)
+if [ -z "${GGML_LLAMAFILE:-}" ] && [ -n "$stale" ]; then
+  cargo clean --release -p whisper-rs-sys
+fi
 [ -f build/build.ninja ] || meson setup build >/dev/null
 meson compile -C build
 as_root meson install -C build --no-rebuild --quiet

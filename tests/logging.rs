@@ -60,4 +60,17 @@ fn debug_categories_show_loads_scheduling_and_decode_timings() {
         "a timing line per result: {lines:?}"
     );
     assert!(in_category("whisperstt-sink", "waiting for them") >= 1);
+    // The build's kernels, once: .cargo/config.toml turns on llamafile's matrix kernels
+    // (the encoder's speed on x86 depends on them; a build without them is 1.5x slower).
+    assert_eq!(
+        in_category("whisperstt-engine", "whisper.cpp build:"),
+        1,
+        "{lines:?}"
+    );
+    #[cfg(target_arch = "x86_64")]
+    assert_eq!(
+        in_category("whisperstt-engine", "LLAMAFILE = 1"),
+        1,
+        "whisper.cpp built without llamafile's kernels: {lines:?}"
+    );
 }

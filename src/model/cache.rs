@@ -180,6 +180,7 @@ impl LoadedModel {
                 if info.file_size != key.size {
                     return Err(changed());
                 }
+                crate::logging::log_engine_build();
                 let mut params = WhisperContextParameters::default();
                 params.flash_attn(key.options.flash_attn);
                 match key.device {
