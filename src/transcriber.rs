@@ -586,14 +586,20 @@ fn looks_like_a_loop(decoded: &Decoded, samples: usize) -> bool {
         .flat_map(|s| s.text.split_whitespace())
         .map(comparable)
         .collect();
-    let seconds = samples as f32 / SAMPLE_RATE as f32;
+    words_look_like_a_loop(&words, samples as f32 / SAMPLE_RATE as f32)
+}
+
+/// More words than `seconds` of speech can hold, the same 3-word phrase three times in a row,
+/// or a phrase of 4 words or more twice in a row (a fitted context tends to say the end of an
+/// utterance again: "four queen of clubs four queen of clubs"; speech rarely does).
+fn words_look_like_a_loop(words: &[String], seconds: f32) -> bool {
     if words.len() as f32 > 6.0 * seconds + 5.0 {
         return true;
     }
-    // The same 3-word phrase three times in a row.
-    words
+    let thrice = words
         .windows(9)
-        .any(|w| w[0..3] == w[3..6] && w[3..6] == w[6..9])
+        .any(|w| w[0..3] == w[3..6] && w[3..6] == w[6..9]);
+    thrice || (4..=words.len() / 2).any(|n| words.windows(2 * n).any(|w| w[..n] == w[n..]))
 }
 
 /// Lower-cased words without punctuation, for comparing hypotheses.
@@ -1164,5 +1170,31 @@ mod tests {
             duration_to_samples(samples_to_duration(samples)),
             samples as usize
         );
+    }
+
+    #[test]
+    fn repeated_phrases_look_like_loops_and_speech_does_not() {
+        let words =
+            |text: &str| -> Vec<String> { text.split_whitespace().map(comparable).collect() };
+        let looping = [
+            "Four queen of clubs. Four queen of clubs.",
+            "not only by Schofer. Not only by Schofer.",
+            "and then we and then we and then we went",
+            "the the the the the the the the the the the the the the the the the",
+        ];
+        for text in looping {
+            assert!(words_look_like_a_loop(&words(text), 5.0), "{text}");
+        }
+        let speech = [
+            "And so my fellow Americans ask not what your country can do for you, ask what you can do for your country.",
+            "Ten of clubs. Four queen of clubs. Seven of clubs.",
+            "Go forward ten meters, then go forward ten more.",
+            "Printing, in the only sense with which we are at present concerned, differs from most if not from all the arts and crafts represented in the Exhibition",
+        ];
+        for text in speech {
+            assert!(!words_look_like_a_loop(&words(text), 10.0), "{text}");
+        }
+        // Twenty words cannot come out of one second of audio.
+        assert!(words_look_like_a_loop(&words(speech[0]), 1.0));
     }
 }
