@@ -12,7 +12,13 @@ pub enum Fault {
     InferenceError,
     /// The element's worker thread panics on its next buffer.
     WorkerPanic,
+    /// The element's worker stops for `STALL` before its next buffer, as a decode starved of
+    /// the CPU would.
+    WorkerStall,
 }
+
+/// How long `Fault::WorkerStall` holds the worker.
+pub const STALL: std::time::Duration = std::time::Duration::from_secs(10);
 
 static ARMED: Lazy<Mutex<Vec<(String, Fault)>>> = Lazy::new(Mutex::default);
 

@@ -45,6 +45,8 @@ struct Outcomes {
     /// Seconds from each final's end (running time) to its arrival on the bus.
     delays: Vec<f64>,
     errors: Vec<String>,
+    /// The details of each `whisperstt-overload` warning.
+    overloads: Vec<gst::Structure>,
 }
 
 impl Outcomes {
@@ -111,6 +113,11 @@ fn watch(p: &gst::Pipeline, timeout: Duration) -> Outcomes {
             gst::MessageView::Error(e) => {
                 out.errors.push(e.error().to_string());
                 return out;
+            }
+            gst::MessageView::Warning(w) => {
+                if let Some(d) = w.details().filter(|d| d.name() == "whisperstt-overload") {
+                    out.overloads.push(d.to_owned());
+                }
             }
             gst::MessageView::Element(e) => {
                 let s = e.structure().unwrap();
@@ -226,6 +233,36 @@ fn an_inference_error_is_one_streams_error_and_the_others_keep_their_latency() {
         transcripts_expected: finals as u64,
         transcripts_lost: 0,
         figures: serde_json::json!({ "median_final_delay_s": { "without": before, "with": after, "ratio": after / before } }),
+    });
+}
+
+/// One long stall (a decode starved of the CPU for 10 s) leaves a live stream far behind at
+/// once; it is reported as an overload on the first item after it, not only after 5 s more of
+/// falling behind (the worker catches up in about a second, so that would never come).
+#[test]
+fn a_live_stream_stalled_far_past_its_latency_is_reported_and_keeps_its_finals() {
+    let _turn = turn();
+    let (audio, reference) = sentences();
+    arm("stalled", Fault::WorkerStall);
+    let out = live(&["stalled"], &audio, &common::model_path());
+    let out = &out[0];
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let wer = common::wer(&reference, &out.text());
+    assert!(wer <= 0.15, "WER {wer:.3}: {}", out.text());
+    assert_eq!(out.overloads.len(), 1, "{:?}", out.overloads);
+    let lag = out.overloads[0].get::<gst::ClockTime>("lag").unwrap();
+    let stall = gstwhisperstt::faults::STALL;
+    assert!(
+        lag.nseconds() as f64 >= 0.8 * stall.as_nanos() as f64,
+        "warned at a lag of {lag}"
+    );
+    record(Outcome {
+        category: "fault",
+        name: "a live stream's worker stalled for 10 s",
+        tried: 1,
+        transcripts_expected: out.finals.len() as u64,
+        transcripts_lost: 0,
+        figures: serde_json::json!({ "overload_lag_s": lag.seconds_f64() }),
     });
 }
 

@@ -345,8 +345,9 @@ fn run(
 }
 
 /// Warns when the device cannot keep up with this live stream: it has stayed further behind
-/// real time than its latency for `OVERLOAD_AFTER` (work arrives faster than it is done). At
-/// most one warning per `OVERLOAD_WARNING_INTERVAL`.
+/// real time than its latency for `OVERLOAD_AFTER`, or is that much further behind than its
+/// latency (work arrives faster than it is done). At most one warning per
+/// `OVERLOAD_WARNING_INTERVAL`.
 #[derive(Default)]
 struct OverloadWatch {
     behind_since: Option<Instant>,
@@ -364,7 +365,10 @@ impl OverloadWatch {
             return;
         }
         let since = *self.behind_since.get_or_insert_with(Instant::now);
-        if since.elapsed() < OVERLOAD_AFTER
+        // A stream found this far behind after one long stall (a decode starved of the CPU)
+        // has been behind for at least its excess over the latency, seen between items or not.
+        let excess = std::time::Duration::from_nanos(lag_ns - latency.nseconds());
+        if since.elapsed().max(excess) < OVERLOAD_AFTER
             || self
                 .warned_at
                 .is_some_and(|t| t.elapsed() < OVERLOAD_WARNING_INTERVAL)
@@ -565,6 +569,9 @@ fn strike(element: &gst::Element, stream: &mut Stream) {
     }
     if take(&element.name(), Fault::InferenceError) {
         stream.transcriber_mut().inject_inference_error();
+    }
+    if take(&element.name(), Fault::WorkerStall) {
+        std::thread::sleep(crate::faults::STALL);
     }
 }
 
