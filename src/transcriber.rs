@@ -281,15 +281,10 @@ const MAX_PROMPT_TOKENS: usize = 223;
 
 impl Decoder {
     fn new(model: ModelHandle, options: &DecodeOptions) -> Result<Self, TranscribeError> {
-        // The model's first stream makes its first state now, so a model whisper.cpp cannot
-        // run on fails here; the state stays in the pool for every stream.
-        if model.states_created() == 0 {
-            drop(
-                model
-                    .lend_state()
-                    .map_err(|e| TranscribeError::State(e.to_string()))?,
-            );
-        }
+        // A model whisper.cpp cannot run on fails here, before any audio.
+        model
+            .prepare_state()
+            .map_err(|e| TranscribeError::State(e.to_string()))?;
         let mut decoder = Decoder {
             params: FullParams::new(SamplingStrategy::Greedy { best_of: 1 }),
             model,

@@ -39,22 +39,17 @@ fn whisper_states_follow_concurrent_decodes_not_streams() {
         threads: 1,
         ..DecodeOptions::default()
     };
-    let streams: Vec<Transcriber> = (0..8)
-        .map(|_| {
-            Transcriber::new(
-                cache.acquire(&key(), None).unwrap(),
-                &options,
-                StreamOptions::default(),
-            )
-            .unwrap()
-        })
-        .collect();
+    // The streams start together, as a server's do: the first decode's state is made once
+    // between them, not once by each.
+    let start = std::sync::Barrier::new(8);
     let texts: Vec<String> = std::thread::scope(|s| {
-        let running: Vec<_> = streams
-            .into_iter()
-            .map(|mut t| {
-                let audio = &audio;
+        let running: Vec<_> = (0..8)
+            .map(|_| {
+                let (audio, options, cache, start) = (&audio, &options, &cache, &start);
                 s.spawn(move || {
+                    start.wait();
+                    let model = cache.acquire(&key(), None).unwrap();
+                    let mut t = Transcriber::new(model, options, StreamOptions::default()).unwrap();
                     let mut out = Vec::new();
                     for chunk in audio.chunks(1600) {
                         out.extend(t.push(chunk).unwrap());

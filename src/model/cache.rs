@@ -222,8 +222,14 @@ impl LoadedModel {
     /// # Panics
     /// On a voice detector (a `ModelKind::SileroVad` key): asking it for text is a bug.
     pub fn context(&self) -> &WhisperContext {
+        self.whisper().0
+    }
+
+    fn whisper(&self) -> (&WhisperContext, &StatePool) {
         match &self.engine {
-            Engine::Whisper { context, .. } => context,
+            Engine::Whisper {
+                context, states, ..
+            } => (context, states),
             Engine::SileroVad(_) => panic!(
                 "{} is a voice detector, not a Whisper model",
                 self.key.path.display()
@@ -239,15 +245,7 @@ impl LoadedModel {
     /// # Panics
     /// On a voice detector, like `context`.
     pub fn lend_state(&self) -> Result<StateLoan<'_>, whisper_rs::WhisperError> {
-        let Engine::Whisper {
-            context, states, ..
-        } = &self.engine
-        else {
-            panic!(
-                "{} is a voice detector, not a Whisper model",
-                self.key.path.display()
-            );
-        };
+        let (context, states) = self.whisper();
         let pooled = states.idle.lock().unwrap().pop();
         let state = match pooled {
             Some(state) => state,
@@ -263,6 +261,24 @@ impl LoadedModel {
             state: Some(state),
             pool: states,
         })
+    }
+
+    /// Makes the model's first state if it has none yet, so a model whisper.cpp cannot run on
+    /// fails before any audio. Streams starting together make one between them (each making
+    /// its own would leave a state per stream in the pool, ~100 MB each with tiny.en).
+    ///
+    /// # Panics
+    /// On a voice detector, like `context`.
+    pub fn prepare_state(&self) -> Result<(), whisper_rs::WhisperError> {
+        let (context, states) = self.whisper();
+        let mut idle = states.idle.lock().unwrap();
+        if states.created.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            idle.push(context.create_state()?);
+            states
+                .created
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// Whisper states this model has created: its most concurrent decodes so far.
