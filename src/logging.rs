@@ -35,18 +35,19 @@ unsafe extern "C" fn forward(
     gst::log_with_level!(CAT, level, "{}", text);
 }
 
-/// What this build of whisper.cpp and ggml can use (backends and CPU features, e.g.
-/// `LLAMAFILE = 1`): read once, as whisper.cpp builds it in a static buffer.
-pub fn engine_build() -> &'static str {
-    static BUILD: Lazy<String> = Lazy::new(|| whisper_rs::print_system_info().trim().to_string());
-    &BUILD
-}
-
-/// Logs `engine_build` once per process, at the first model load, so a slow machine's log says
-/// which kernels whisper.cpp runs with.
+/// Logs what this build of whisper.cpp and ggml can use (backends and CPU features, e.g.
+/// `LLAMAFILE = 1`) once per process, at the first model load, so a slow machine's log says
+/// which kernels whisper.cpp runs with. Once only also because whisper.cpp writes that text
+/// into a static buffer.
 pub fn log_engine_build() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| gst::info!(CAT, "whisper.cpp build: {}", engine_build()));
+    ONCE.call_once(|| {
+        gst::info!(
+            CAT,
+            "whisper.cpp build: {}",
+            whisper_rs::print_system_info().trim()
+        )
+    });
 }
 
 /// Installs the log callbacks once per process.

@@ -249,13 +249,7 @@ impl LoadedModel {
         let pooled = states.idle.lock().unwrap().pop();
         let state = match pooled {
             Some(state) => state,
-            None => {
-                let state = context.create_state()?;
-                states
-                    .created
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                state
-            }
+            None => states.create(context)?,
         };
         Ok(StateLoan {
             state: Some(state),
@@ -273,10 +267,7 @@ impl LoadedModel {
         let (context, states) = self.whisper();
         let mut idle = states.idle.lock().unwrap();
         if states.created.load(std::sync::atomic::Ordering::Relaxed) == 0 {
-            idle.push(context.create_state()?);
-            states
-                .created
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            idle.push(states.create(context)?);
         }
         Ok(())
     }
@@ -322,6 +313,16 @@ impl LoadedModel {
 struct StatePool {
     idle: Mutex<Vec<WhisperState>>,
     created: std::sync::atomic::AtomicUsize,
+}
+
+impl StatePool {
+    /// A new state for this pool's model, counted.
+    fn create(&self, context: &WhisperContext) -> Result<WhisperState, whisper_rs::WhisperError> {
+        let state = context.create_state()?;
+        self.created
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(state)
+    }
 }
 
 /// A whisper state lent for one decode; back to the pool when dropped.
