@@ -61,7 +61,7 @@ fn debug_categories_show_loads_scheduling_and_decode_timings() {
     );
     assert!(in_category("whisperstt-sink", "waiting for them") >= 1);
     // The build's kernels, once: .cargo/config.toml turns on llamafile's matrix kernels
-    // (the encoder's speed on x86 depends on them; a build without them is 1.5x slower).
+    // (a build without them is about 1.35x slower on x86: the benchmark's whisper-rs rows).
     assert_eq!(
         in_category("whisperstt-engine", "whisper.cpp build:"),
         1,
