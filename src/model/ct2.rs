@@ -292,9 +292,12 @@ impl Model {
                     format!("'{scale_name}' has {} values for {rows} rows", scales.len()),
                 ));
             }
+            // A zero dimension after the first leaves rows of no values: nothing to scale.
             let cols = values.len() / rows;
-            for (row, s) in values.chunks_mut(cols).zip(scales) {
-                row.iter_mut().for_each(|w| *w /= s);
+            if cols > 0 {
+                for (row, s) in values.chunks_mut(cols).zip(scales) {
+                    row.iter_mut().for_each(|w| *w /= s);
+                }
             }
         }
         Ok(values)
@@ -304,5 +307,57 @@ impl Model {
     pub fn scalar(&self, name: &str) -> Option<i64> {
         let v = self.get(name)?;
         (v.dims.is_empty()).then(|| v.to_f32().first().map(|&x| x as i64))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn variable(dims: Vec<usize>, dtype: DType, data: Vec<u8>) -> Variable {
+        Variable { dims, dtype, data }
+    }
+
+    fn model(variables: Vec<(&str, Variable)>) -> Model {
+        Model {
+            spec: "WhisperSpec".into(),
+            revision: 3,
+            variables: variables
+                .into_iter()
+                .map(|(n, v)| (n.to_string(), v))
+                .collect(),
+            aliases: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn int8_weights_are_scaled_back_per_row() {
+        let path = Path::new("model.bin");
+        let m = model(vec![
+            ("w", variable(vec![2, 2], DType::I8, vec![2, 4, 0xfa, 8])),
+            (
+                "w_scale",
+                variable(
+                    vec![2],
+                    DType::F32,
+                    [2f32, 4f32].iter().flat_map(|f| f.to_le_bytes()).collect(),
+                ),
+            ),
+        ]);
+        assert_eq!(m.weight_f32("w", path), Ok(vec![1.0, 2.0, -1.5, 2.0]));
+    }
+
+    /// Found by the ct2_model fuzz target: an int8 weight of shape [2, 0] with two scales made
+    /// `chunks_mut(0)` panic.
+    #[test]
+    fn an_int8_weight_with_a_zero_dimension_is_empty_not_a_panic() {
+        let path = Path::new("model.bin");
+        let m = model(vec![
+            ("w", variable(vec![2, 0], DType::I8, Vec::new())),
+            ("w_scale", variable(vec![2], DType::F32, vec![0; 8])),
+        ]);
+        assert_eq!(m.weight_f32("w", path), Ok(Vec::new()));
+        let bytes = m.to_bytes();
+        assert_eq!(Model::parse(&bytes, path).as_ref(), Ok(&m));
     }
 }
