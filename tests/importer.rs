@@ -327,6 +327,30 @@ fn damaged_faster_whisper_directories_are_refused() {
         &model.to_bytes(),
         "no variable 'decoder/layer_0/ffn/linear_1/weight'",
     );
+    // Shapes no Whisper model has are refused before they size anything: a zero dimension
+    // lets the declared mel count be anything without a byte of data.
+    let mut model = source_model();
+    let conv1 = model.variables.get_mut("encoder/conv1/weight").unwrap();
+    (conv1.dims, conv1.data) = (vec![384, u32::MAX as usize, 0], Vec::new());
+    case(
+        "absurd-mels",
+        &model.to_bytes(),
+        "n_mels = 2147483647 (Whisper uses 80 or 128)",
+    );
+    let mut model = source_model();
+    model.variables.insert(
+        "encoder/num_heads".into(),
+        Variable {
+            dims: vec![],
+            dtype: DType::I32,
+            data: 5i32.to_le_bytes().to_vec(),
+        },
+    );
+    case(
+        "heads",
+        &model.to_bytes(),
+        "attention width is not a multiple of the head count",
+    );
     assert!(!out.exists());
 }
 

@@ -110,7 +110,7 @@ impl Hparams {
 
     /// Refuses hyper-parameters no Whisper model has: they would make whisper.cpp allocate
     /// absurd buffers or index out of bounds.
-    fn check(&self, path: &Path) -> Result<(), ModelError> {
+    pub(crate) fn check(&self, path: &Path) -> Result<(), ModelError> {
         let bad = |what: String| Err(ModelError::invalid(path, what));
         let in_range = |name: &str, v: i32, lo: i32, hi: i32| -> Result<(), ModelError> {
             if v < lo || v > hi {

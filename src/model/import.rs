@@ -52,26 +52,35 @@ fn dims(
     Ok(v.dims.clone())
 }
 
-fn hparams(model: &ct2::Model, path: &Path) -> Result<Hparams, ModelError> {
+/// The hyper-parameters a CTranslate2 Whisper model implies, refused (like a ggml header) when
+/// no Whisper model has them: they size every buffer of the import.
+pub fn hparams(model: &ct2::Model, path: &Path) -> Result<Hparams, ModelError> {
     let conv1 = dims(model, "encoder/conv1/weight", 3, path)?;
     let enc_pos = dims(model, "encoder/position_encodings/encodings", 2, path)?;
     let dec_pos = dims(model, "decoder/position_encodings/encodings", 2, path)?;
     let emb = dims(model, "decoder/embeddings/weight", 2, path)?;
-    let (audio_state, text_state) = (conv1[0] as i32, emb[1] as i32);
-    let heads = |name: &str, width: i32| model.scalar(name).map_or(width / 64, |h| h as i32);
+    // Out of i32's range is out of every accepted range: `check` names it.
+    let int = |v: usize| i32::try_from(v).unwrap_or(i32::MAX);
+    let (audio_state, text_state) = (int(conv1[0]), int(emb[1]));
+    let heads = |name: &str, width: i32| {
+        model
+            .scalar(name)
+            .map_or(width / 64, |h| i32::try_from(h).unwrap_or(i32::MAX))
+    };
     let hp = Hparams {
-        n_vocab: emb[0] as i32,
-        n_audio_ctx: enc_pos[0] as i32,
+        n_vocab: int(emb[0]),
+        n_audio_ctx: int(enc_pos[0]),
         n_audio_state: audio_state,
         n_audio_head: heads("encoder/num_heads", audio_state),
         n_audio_layer: layer_count(model, "encoder/layer_"),
-        n_text_ctx: dec_pos[0] as i32,
+        n_text_ctx: int(dec_pos[0]),
         n_text_state: text_state,
         n_text_head: heads("decoder/num_heads", text_state),
         n_text_layer: layer_count(model, "decoder/layer_"),
-        n_mels: conv1[1] as i32,
+        n_mels: int(conv1[1]),
         ftype: 1,
     };
+    hp.check(path)?;
     Ok(hp)
 }
 
@@ -136,7 +145,9 @@ fn source_for(name: &str) -> Option<Source> {
     }
 }
 
-fn tensor_values(
+/// The values of the ggml tensor `spec`, from the variable (or the row block of one) it comes
+/// from, checked against the shape `spec` wants.
+pub fn tensor_values(
     model: &ct2::Model,
     spec: &TensorSpec,
     path: &Path,
