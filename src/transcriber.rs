@@ -563,8 +563,6 @@ impl Decoder {
     }
 }
 
-/// A decode that repeats itself or says far more than the audio could hold: the sign of a
-/// too small encoder context.
 /// The audio's constant offset, when it has one worth removing: Whisper mishears speech
 /// riding on one (WER 0.03 -> 0.11 on an offset of half full scale), and a cheap sound card or
 /// a bad conversion gives one. Audio without one is left as it is, bit for bit.
@@ -574,6 +572,8 @@ fn dc_offset(audio: &[f32]) -> Option<f32> {
     (mean.abs() as f32 > NOTICEABLE).then_some(mean as f32)
 }
 
+/// A decode that repeats itself or says far more than the audio could hold: the sign of a
+/// too small encoder context.
 fn looks_like_a_loop(decoded: &Decoded, samples: usize) -> bool {
     let words: Vec<String> = decoded
         .segments
