@@ -4,7 +4,8 @@
 //! binary with a sub-command, or Python for faster-whisper), so peak memory is its own.
 //!
 //! `bench` runs everything and prints a markdown table, writing `target/bench/results.json`
-//! and (with matplotlib) `target/bench/live.png`. `bench --quick` runs a shorter live part;
+//! and (with matplotlib) `target/bench/live.png`; what each system said, beside the reference,
+//! goes to `target/bench/transcripts/`. `bench --quick` runs a shorter live part;
 //! `bench files [SYSTEM...]` only the file-mode table (e.g. `bench files whisperstt`).
 //! `WHISPERSTT_BENCH_PROPS` adds element properties to whisperstt's pipelines, to try them.
 
@@ -380,6 +381,27 @@ fn audio_sets() -> Vec<AudioSet> {
     ]
 }
 
+/// What a system said beside what was said, file by file, to see where its errors are:
+/// `target/bench/transcripts/<audio>/<system>.txt`.
+fn write_transcripts(audio: &str, system: &str, references: &[String], texts: &[String]) {
+    let slug = |s: &str| -> String {
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join("-")
+    };
+    let dir = bench_dir().join("transcripts").join(slug(audio));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut out = String::new();
+    for (reference, text) in references.iter().zip(texts) {
+        let (errors, words) = common::word_errors(reference, text);
+        out += &format!(
+            "# {errors} errors in {words} words\nreference: {reference}\n{system}: {text}\n\n"
+        );
+    }
+    std::fs::write(dir.join(format!("{}.txt", slug(system))), out).unwrap();
+}
+
 fn write_wav(path: &Path, samples: &[f32]) {
     let data: Vec<u8> = samples
         .iter()
@@ -485,6 +507,7 @@ fn orchestrate(quick: bool, files_only: Option<&[String]>) {
             eprintln!("file mode: {name} on {}", set.name);
             let r = measure(cmd(&list));
             let texts: Vec<String> = serde_json::from_value(r["texts"].clone()).unwrap();
+            write_transcripts(set.name, name, &set.references, &texts);
             let (mut errors, mut words) = (0, 0);
             for (reference, text) in set.references.iter().zip(&texts) {
                 let (e, n) = common::word_errors(reference, text);
