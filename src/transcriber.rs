@@ -597,6 +597,23 @@ fn words_look_like_a_loop(words: &[String], seconds: f32) -> bool {
     thrice || (4..=words.len() / 2).any(|n| words.windows(2 * n).any(|w| w[..n] == w[n..]))
 }
 
+/// Drops a last segment that is Whisper's classic hallucination on the silence after speech
+/// ("Thank you." appended to a sentence): under a second, improbable, and running past the
+/// detector's last speech frame (`speech_end`, samples into the audio; none without a
+/// detector). Seen on the 10-minute benchmark recording: "...printed in black letter. Thank
+/// you." where the "Thank you." segment was 0.54 s at a mean log-probability of -1.11.
+fn drop_tail_hallucination(segments: &mut Vec<Segment>, speech_end: Option<usize>) {
+    let Some(last) = segments.last() else {
+        return;
+    };
+    let short = last.end - last.start < SHORT_FRAGMENT_SAMPLES as i64;
+    let improbable = last.logprob_sum < IMPROBABLE_LOGPROB * last.tokens.max(1) as f32;
+    let into_silence = speech_end.is_none_or(|end| last.end > end as i64);
+    if segments.len() > 1 && short && improbable && into_silence {
+        segments.pop();
+    }
+}
+
 /// Lower-cased words without punctuation, for comparing hypotheses.
 fn comparable(word: &str) -> String {
     word.chars()
@@ -931,6 +948,7 @@ impl Transcriber {
         let mut decoded = decoded?;
         self.count_late(&decoded);
         let language = decoded.language;
+        drop_tail_hallucination(&mut decoded.segments, speech_end);
         // Whisper's last timestamp wanders (into the silence after, or before the last
         // word's end); the detector's last speech frame is within a frame of the truth.
         if let (Some(end), Some(last)) = (speech_end, decoded.segments.last_mut()) {
@@ -991,9 +1009,10 @@ impl Transcriber {
             return Ok(Vec::new());
         }
         let audio = self.utterance.clone();
-        let decoded = self.decoder.decode(&audio, self.deadline(false))?;
+        let mut decoded = self.decoder.decode(&audio, self.deadline(false))?;
         self.count_late(&decoded);
         self.last_partial = Some((audio.len(), decoded.clone()));
+        drop_tail_hallucination(&mut decoded.segments, self.speech_end);
         let Some(mut t) = self.transcript(
             decoded,
             self.utterance_start,
@@ -1191,5 +1210,52 @@ mod tests {
         }
         // Twenty words cannot come out of one second of audio.
         assert!(words_look_like_a_loop(&words(speech[0]), 1.0));
+    }
+
+    /// The decode of the 10-minute benchmark recording that said "Thank you." after the
+    /// speech, its figures as whisper.cpp gave them (samples, log-probabilities).
+    #[test]
+    fn an_improbable_short_segment_after_the_speech_is_dropped_and_speech_is_kept() {
+        let segment =
+            |text: &str, start: i64, end: i64, mean_logprob: f32, tokens: usize| Segment {
+                text: text.into(),
+                start,
+                end,
+                logprob_sum: mean_logprob * tokens as f32,
+                tokens,
+                no_speech_prob: 0.0,
+                words: Vec::new(),
+            };
+        let sentence = segment(
+            "The first books were printed in black letter.",
+            159040,
+            191040,
+            -0.07,
+            10,
+        );
+        let thanks = segment("Thank you.", 191040, 199680, -1.11, 3);
+        let texts =
+            |segments: &[Segment]| segments.iter().map(|s| s.text.clone()).collect::<Vec<_>>();
+
+        let mut decoded = vec![sentence.clone(), thanks.clone()];
+        drop_tail_hallucination(&mut decoded, Some(194880));
+        assert_eq!(texts(&decoded), [sentence.text.as_str()]);
+        // Without a detector, short and improbable is enough.
+        let mut decoded = vec![sentence.clone(), thanks.clone()];
+        drop_tail_hallucination(&mut decoded, None);
+        assert_eq!(decoded.len(), 1);
+
+        // Kept: a probable tail, a long one, one within the speech, and a lone segment (the
+        // short-fragment rule in `transcript` judges those with the utterance's length).
+        let probable = segment("Thank you.", 191040, 199680, -0.3, 3);
+        let long = segment("and that was all.", 180000, 199680, -1.11, 5);
+        for (tail, speech_end) in [(probable, 194880), (long, 194880), (thanks.clone(), 199680)] {
+            let mut decoded = vec![sentence.clone(), tail.clone()];
+            drop_tail_hallucination(&mut decoded, Some(speech_end));
+            assert_eq!(decoded.len(), 2, "{} {speech_end}", tail.text);
+        }
+        let mut decoded = vec![thanks];
+        drop_tail_hallucination(&mut decoded, Some(0));
+        assert_eq!(decoded.len(), 1);
     }
 }
