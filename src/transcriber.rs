@@ -65,6 +65,10 @@ pub enum TranscribeError {
     Input(String),
 }
 
+/// Beams whisper.cpp decodes at most (its `WHISPER_MAX_DECODERS`); a wider beam fails every
+/// decode with error -4.
+pub const MAX_BEAM_SIZE: u32 = 8;
+
 /// Decoding choices for one stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecodeOptions {
@@ -72,7 +76,7 @@ pub struct DecodeOptions {
     pub language: String,
     pub translate: bool,
     pub threads: u32,
-    /// 0 or 1: greedy; more: beam search of that width.
+    /// 0 or 1: greedy; more: beam search of that width, at most `MAX_BEAM_SIZE`.
     pub beam_size: u32,
     pub word_timestamps: bool,
     /// Text that primes every decode (names, spelling, style).
@@ -312,6 +316,12 @@ impl Decoder {
         } else {
             "en"
         };
+        if options.beam_size > MAX_BEAM_SIZE {
+            return Err(TranscribeError::Input(format!(
+                "beam size {} is more than whisper.cpp's {MAX_BEAM_SIZE} decoders",
+                options.beam_size
+            )));
+        }
         let prompt_tokens = self.tokenize(&options.initial_prompt)?;
         // A language detected earlier stays unless the language itself changed.
         let settled = (self.options.language == options.language

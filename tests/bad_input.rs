@@ -876,7 +876,7 @@ fn out_of_range() -> Vec<(&'static str, gst::glib::Value, Vec<gst::glib::Value>)
     let d = |v: f64| v.to_value();
     let list = |v: &[Value]| v.to_vec();
     vec![
-        ("beam-size", u(5), list(&[u(17), u(u32::MAX)])),
+        ("beam-size", u(8), list(&[u(9), u(u32::MAX)])),
         ("threads", u(1), list(&[u(0), u(65)])),
         ("latency", u(1000), list(&[u(499), u(30_001), u(0)])),
         ("lateness", u(100), list(&[u(60_001)])),
@@ -961,7 +961,7 @@ fn out_of_range_property_values_are_refused_by_glib_and_the_old_value_stays() {
     // From a launch line, as gst-launch-1.0 users meet it: the pipeline is built, GLib warns
     // for each value, and the element keeps its defaults; it then transcribes with them.
     let speech = Speech::get();
-    let bad = "beam-size=17 threads=0 latency=100 vad-threshold=1.5 max-utterance=999";
+    let bad = "beam-size=9 threads=0 latency=100 vad-threshold=1.5 max-utterance=999";
     let fed = feed(
         F32_MONO,
         &format!("whispersink {bad}"),

@@ -5,7 +5,7 @@ mod common;
 
 use common::pipeline;
 use gst::prelude::*;
-use gstwhisperstt::transcriber::{language_for_bcp47, DecodeOptions, Transcript};
+use gstwhisperstt::transcriber::{language_for_bcp47, DecodeOptions, Transcript, MAX_BEAM_SIZE};
 use std::time::{Duration, Instant};
 
 fn transcribe_with(options: &DecodeOptions, audio: &[f32]) -> (Vec<Transcript>, Vec<usize>) {
@@ -178,6 +178,42 @@ fn shared_granularity_and_decoding_change_while_playing() {
     assert!(
         whole[0].starts_with("and") && !whole[0].contains('.'),
         "{whole:?}"
+    );
+}
+
+/// The widest beam the property accepts decodes (whisper.cpp refuses more than 8 decoders,
+/// and the property once allowed 16: every decode failed with "error code -4"); a wider one
+/// is refused when set, naming the limit.
+#[test]
+fn the_widest_beam_the_property_accepts_decodes_and_a_wider_one_is_refused() {
+    pipeline::init();
+    let element = gst::ElementFactory::make("whispersink").build().unwrap();
+    let spec = element.find_property("beam-size").unwrap();
+    let spec = spec.downcast_ref::<gst::glib::ParamSpecUInt>().unwrap();
+    assert_eq!(spec.maximum(), MAX_BEAM_SIZE);
+
+    let jfk = common::read_wav(&common::jfk_wav());
+    let widest = DecodeOptions {
+        beam_size: MAX_BEAM_SIZE,
+        ..DecodeOptions::default()
+    };
+    let (finals, _) = transcribe_with(&widest, &jfk);
+    let text: Vec<&str> = finals.iter().map(|t| t.text.as_str()).collect();
+    assert_eq!(
+        common::wer(common::JFK_TEXT, &text.join(" ")),
+        0.0,
+        "{text:?}"
+    );
+
+    let mut t = common::transcriber(false);
+    let wider = DecodeOptions {
+        beam_size: MAX_BEAM_SIZE + 1,
+        ..DecodeOptions::default()
+    };
+    let e = t.set_decode_options(&wider).unwrap_err().to_string();
+    assert!(
+        e.contains("beam size 9 is more than whisper.cpp's 8 decoders"),
+        "{e}"
     );
 }
 

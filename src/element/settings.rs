@@ -4,6 +4,7 @@ use crate::model::cache::{ContextOptions, Device, IdleTimeout};
 use crate::subtitles::SubtitleFormat;
 use crate::transcriber::{
     default_threads, language_for_bcp47, whisper_language, DecodeOptions, StreamOptions,
+    MAX_BEAM_SIZE,
 };
 use crate::vad::VadConfig;
 use gst::glib;
@@ -218,7 +219,7 @@ impl Settings {
                 .nick("Beam size")
                 .blurb("Beam search width; 0 or 1 decodes greedily (fastest)")
                 .minimum(0)
-                .maximum(16)
+                .maximum(MAX_BEAM_SIZE)
                 .default_value(d.beam_size)
                 .flags(playing)
                 .build(),
