@@ -383,7 +383,13 @@ fn audio_sets() -> Vec<AudioSet> {
 
 /// What a system said beside what was said, file by file, to see where its errors are:
 /// `target/bench/transcripts/<audio>/<system>.txt`.
-fn write_transcripts(audio: &str, system: &str, references: &[String], texts: &[String]) {
+fn write_transcripts(
+    audio: &str,
+    system: &str,
+    references: &[String],
+    texts: &[String],
+    word_errors: &[(usize, usize)],
+) {
     let slug = |s: &str| -> String {
         s.split(|c: char| !c.is_alphanumeric())
             .filter(|w| !w.is_empty())
@@ -393,8 +399,7 @@ fn write_transcripts(audio: &str, system: &str, references: &[String], texts: &[
     let dir = bench_dir().join("transcripts").join(slug(audio));
     std::fs::create_dir_all(&dir).unwrap();
     let mut out = String::new();
-    for (reference, text) in references.iter().zip(texts) {
-        let (errors, words) = common::word_errors(reference, text);
+    for ((reference, text), (errors, words)) in references.iter().zip(texts).zip(word_errors) {
         out += &format!(
             "# {errors} errors in {words} words\nreference: {reference}\n{system}: {text}\n\n"
         );
@@ -507,13 +512,16 @@ fn orchestrate(quick: bool, files_only: Option<&[String]>) {
             eprintln!("file mode: {name} on {}", set.name);
             let r = measure(cmd(&list));
             let texts: Vec<String> = serde_json::from_value(r["texts"].clone()).unwrap();
-            write_transcripts(set.name, name, &set.references, &texts);
-            let (mut errors, mut words) = (0, 0);
-            for (reference, text) in set.references.iter().zip(&texts) {
-                let (e, n) = common::word_errors(reference, text);
-                errors += e;
-                words += n;
-            }
+            let counts: Vec<(usize, usize)> = set
+                .references
+                .iter()
+                .zip(&texts)
+                .map(|(reference, text)| common::word_errors(reference, text))
+                .collect();
+            write_transcripts(set.name, name, &set.references, &texts, &counts);
+            let (errors, words) = counts
+                .iter()
+                .fold((0, 0), |(e, n), &(file_e, file_n)| (e + file_e, n + file_n));
             rows.push((name.to_string(), r, errors as f64 / words.max(1) as f64));
         }
         let fw_int8 = rows
