@@ -607,6 +607,13 @@ fn words_look_like_a_loop(words: &[String], seconds: f32) -> bool {
     thrice || (4..=words.len() / 2).any(|n| words.windows(2 * n).any(|w| w[..n] == w[n..]))
 }
 
+/// Under a second and improbable (mean token log-probability under `IMPROBABLE_LOGPROB`):
+/// Whisper's classic hallucination ("Thank you.", "Bye."), heard in a cough or a silence.
+fn improbable_fragment(samples: i64, logprob_sum: f32, tokens: usize) -> bool {
+    samples < SHORT_FRAGMENT_SAMPLES as i64
+        && logprob_sum < IMPROBABLE_LOGPROB * tokens.max(1) as f32
+}
+
 /// Drops a last segment that is Whisper's classic hallucination on the silence after speech
 /// ("Thank you." appended to a sentence): under a second, improbable, and running past the
 /// detector's last speech frame (`speech_end`, samples into the audio; none without a
@@ -616,10 +623,9 @@ fn drop_tail_hallucination(segments: &mut Vec<Segment>, speech_end: Option<usize
     let Some(last) = segments.last() else {
         return;
     };
-    let short = last.end - last.start < SHORT_FRAGMENT_SAMPLES as i64;
-    let improbable = last.logprob_sum < IMPROBABLE_LOGPROB * last.tokens.max(1) as f32;
     let into_silence = speech_end.is_none_or(|end| last.end > end as i64);
-    if segments.len() > 1 && short && improbable && into_silence {
+    let fragment = improbable_fragment(last.end - last.start, last.logprob_sum, last.tokens);
+    if segments.len() > 1 && fragment && into_silence {
         segments.pop();
     }
 }
@@ -1068,9 +1074,7 @@ impl Transcriber {
         } else {
             0.0
         };
-        // A fragment under a second that Whisper is unsure of is its classic hallucination
-        // ("Thank you.", "Bye."), heard in a cough or the tail of a phrase: dropped.
-        if len < SHORT_FRAGMENT_SAMPLES && avg_logprob < IMPROBABLE_LOGPROB {
+        if improbable_fragment(len as i64, logprob, tokens) {
             return None;
         }
         let text = segments
