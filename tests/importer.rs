@@ -258,6 +258,11 @@ fn damaged_ggml_files_are_refused_with_the_reason() {
         &write(tmp.path(), "ftype.bin", &patched(44, 99)),
         "unknown ftype 99",
     );
+    // whisper.cpp loads an f32 model, then aborts the process in its first encoder pass.
+    assert_refused(
+        &write(tmp.path(), "f32.bin", &patched(44, 0)),
+        "f32 weights, which whisper.cpp cannot run",
+    );
     assert_refused(
         &write(tmp.path(), "tokens.bin", &patched(mel_end, -5)),
         "vocabulary count -5",

@@ -138,6 +138,15 @@ impl Hparams {
         if self.ftype < 0 || self.weight_type() == "unknown" {
             return bad(format!("unknown ftype {}", self.ftype));
         }
+        if self.weight_type() == "f32" {
+            // An f32 model loads, then aborts the process on its first decode: whisper.cpp's
+            // encoder convolution only takes f16 kernels (ggml-org/whisper.cpp#2557).
+            return bad(
+                "f32 weights, which whisper.cpp cannot run (it aborts in the encoder's \
+                 convolution); use an f16 or quantised model"
+                    .into(),
+            );
+        }
         Ok(())
     }
 }
