@@ -292,3 +292,41 @@ fn elements_document_their_properties() {
     let sink = gst::ElementFactory::make("whispersink").build().unwrap();
     assert!(!sink.property::<bool>("sync"));
 }
+
+/// Plays `pipeline` for `before`, pauses it for a moment, plays it to the end, and returns
+/// what it transcribed.
+fn play_with_a_pause(pipeline: &gst::Pipeline, before: Duration) -> pipeline::Run {
+    pipeline.set_state(gst::State::Playing).unwrap();
+    std::thread::sleep(before);
+    pipeline.set_state(gst::State::Paused).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    play(pipeline, Duration::from_secs(60))
+}
+
+#[test]
+fn pausing_and_replaying_loses_nothing() {
+    let jfk = common::jfk_wav();
+    // sync=true: buffers are rendered in real time, so the pause falls mid-speech (the
+    // input stays a file: no partials).
+    for element in [
+        "whispersink sync=true",
+        "whispertranscribe ! fakesink sync=true",
+    ] {
+        let description = format!("{} ! {element}", pipeline::source(&jfk));
+        let p = pipeline::launch(&description);
+        let paused = play_with_a_pause(&p, Duration::from_secs(4));
+        // Back to READY and played again from the start: a second, whole transcript.
+        p.set_state(gst::State::Ready).unwrap();
+        let replayed = play(&p, Duration::from_secs(60));
+        p.set_state(gst::State::Null).unwrap();
+        for (what, r) in [("paused", &paused), ("replayed", &replayed)] {
+            assert!(r.errors.is_empty(), "{element}, {what}: {:?}", r.errors);
+            assert_eq!(
+                common::normalize(&r.text()),
+                common::normalize(common::JFK_TEXT),
+                "{element}, {what}: {}",
+                r.text()
+            );
+        }
+    }
+}

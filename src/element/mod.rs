@@ -161,6 +161,28 @@ impl WorkerSlot {
         drop(worker);
     }
 
+    /// The worker's part of a state change, around the base class's (`parent`): PAUSED ->
+    /// READY drops what is queued or being decoded, releasing the streaming thread's waits
+    /// before the pads deactivate; READY -> NULL stops the worker.
+    pub fn change_state(
+        &self,
+        transition: gst::StateChange,
+        parent: impl FnOnce() -> Result<gst::StateChangeSuccess, gst::StateChangeError>,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        if transition == gst::StateChange::PausedToReady {
+            self.with(|w| w.flush_start());
+        }
+        let ret = parent();
+        match transition {
+            gst::StateChange::PausedToReady => {
+                self.with(|w| w.flush_stop());
+            }
+            gst::StateChange::ReadyToNull if ret.is_ok() => self.stop(),
+            _ => {}
+        }
+        ret
+    }
+
     /// Runs `f` on the worker without holding the lock (pushes may wait for room).
     pub fn with<R>(&self, f: impl FnOnce(&Worker) -> R) -> Option<R> {
         let worker = self.worker.lock().unwrap().clone();

@@ -87,6 +87,9 @@ struct Queue {
     live: bool,
     flushing: bool,
     stopping: bool,
+    /// A sink's `unlock` (pausing, or about to flush): pushes take their item without waiting
+    /// for room, so the streaming thread lets go of the sink's preroll lock.
+    unlocked: bool,
     /// Counts flushes: results of work started before one are dropped.
     generation: u64,
     /// The last result of handling an item; returned to the streaming thread.
@@ -146,8 +149,9 @@ impl Worker {
         Worker { shared, thread }
     }
 
-    /// Queues an item. Waits while too much non-live audio is queued; returns the error
-    /// (flushing, a failed model load, a failed downstream push) once there is one.
+    /// Queues an item. Waits while too much non-live audio is queued (unless unlocked);
+    /// returns the error (flushing, a failed model load, a failed downstream push) once there
+    /// is one.
     pub fn push(&self, item: Item) -> Result<gst::FlowSuccess, gst::FlowError> {
         let mut q = self.shared.queue.lock().unwrap();
         loop {
@@ -157,7 +161,7 @@ impl Worker {
             if let Some(e) = q.flow {
                 return Err(e);
             }
-            if q.live || q.queued_ns < MAX_QUEUED_NS {
+            if q.live || q.unlocked || q.queued_ns < MAX_QUEUED_NS {
                 break;
             }
             q = self.shared.changed.wait(q).unwrap();
@@ -199,6 +203,17 @@ impl Worker {
         q.queued_ns = 0;
         self.shared.abort(true);
         self.shared.changed.notify_all();
+    }
+
+    /// A waiting push returns at once, keeping its item; nothing queued is dropped (a pause
+    /// must lose nothing; a flush drops the queue itself).
+    pub fn unlock(&self) {
+        self.shared.queue.lock().unwrap().unlocked = true;
+        self.shared.changed.notify_all();
+    }
+
+    pub fn unlock_stop(&self) {
+        self.shared.queue.lock().unwrap().unlocked = false;
     }
 
     pub fn flush_stop(&self) {

@@ -182,24 +182,12 @@ impl ElementImpl for WhisperSink {
             };
             self.worker.start(element, &settings, Box::new(output));
         }
-        let ret = self.parent_change_state(transition)?;
-        if transition == gst::StateChange::ReadyToNull {
-            self.worker.stop();
-        }
-        Ok(ret)
+        self.worker
+            .change_state(transition, || self.parent_change_state(transition))
     }
 }
 
 impl BaseSinkImpl for WhisperSink {
-    /// PAUSED -> READY: drop whatever is still queued.
-    fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        self.worker.with(|w| {
-            w.flush_start();
-            w.flush_stop();
-        });
-        Ok(())
-    }
-
     fn set_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
         let live = element::upstream_is_live(&self.obj().static_pad("sink").unwrap());
         self.worker
@@ -239,13 +227,17 @@ impl BaseSinkImpl for WhisperSink {
         self.parent_event(event)
     }
 
-    /// Called on pause and flush: a render waiting for room in the queue must return, and
-    /// no audio may be lost, so the queue takes it regardless until `unlock_stop`.
-    /// A flush or a stop: whatever the streaming thread waits for (room in the queue, the
-    /// drain at EOS) gives up, and the running inference is aborted. A flush's FLUSH_STOP, or
-    /// `stop`, takes the flushing off again.
+    /// Before pausing or flushing, the base class needs `render` to return: a render waiting
+    /// for room in the queue queues its buffer and returns. Nothing is dropped: a pause loses
+    /// no audio, and a flush or PAUSED -> READY drops the queue itself (see `event` and
+    /// `change_state`).
     fn unlock(&self) -> Result<(), gst::ErrorMessage> {
-        self.worker.with(|w| w.flush_start());
+        self.worker.with(|w| w.unlock());
+        Ok(())
+    }
+
+    fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
+        self.worker.with(|w| w.unlock_stop());
         Ok(())
     }
 }

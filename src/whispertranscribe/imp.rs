@@ -290,18 +290,7 @@ impl ElementImpl for WhisperTranscribe {
             };
             self.worker.start(element, &settings, Box::new(output));
         }
-        // Unblock a streaming thread waiting for room before the pads deactivate.
-        if transition == gst::StateChange::PausedToReady {
-            self.worker.with(|w| w.flush_start());
-        }
-        let ret = self.parent_change_state(transition)?;
-        match transition {
-            gst::StateChange::PausedToReady => {
-                self.worker.with(|w| w.flush_stop());
-            }
-            gst::StateChange::ReadyToNull => self.worker.stop(),
-            _ => {}
-        }
-        Ok(ret)
+        self.worker
+            .change_state(transition, || self.parent_change_state(transition))
     }
 }
