@@ -9,8 +9,9 @@ use std::ptr::{self, NonNull};
 /// The rate whisper.cpp works at.
 const OUT_RATE: u32 = crate::transcriber::SAMPLE_RATE;
 
-/// Highest channel count a `GstAudioInfo` can describe.
-const MAX_CHANNELS: u32 = 64;
+/// Most channels GStreamer's channel mixer takes (a `GstAudioInfo` describes 64, but a
+/// converter for 64 crashes in `gst_audio_channel_mixer_is_passthrough`).
+pub const MAX_CHANNELS: u32 = 63;
 
 /// Reads raw audio caps like `AudioInfo::from_caps`, but also takes more than two channels
 /// without a `channel-mask` (which GStreamer refuses) as unpositioned channels, as if the
@@ -312,6 +313,17 @@ mod tests {
         assert!((zero_crossings(&out) as i64 - 880).abs() <= 5);
         let want = 0.5 / 2f64.sqrt();
         assert!((rms(&out) - want).abs() < 0.05 * want);
+    }
+
+    #[test]
+    fn the_most_channels_the_mixer_takes_convert_and_more_are_refused() {
+        let info_63 = info(gst_audio::AudioFormat::S16le, 16000, MAX_CHANNELS);
+        let mut c = Converter::new(&info_63).unwrap();
+        let out = convert_all(&mut c, &encode(&sine(16000, 440.0, 0.5, 0.5), 63, s16le));
+        assert!((rms(&out) - 0.5 / 2f64.sqrt()).abs() < 0.05);
+        let info_64 = info(gst_audio::AudioFormat::S16le, 16000, 64);
+        let e = Converter::new(&info_64).err().unwrap();
+        assert!(e.contains("64 channels"), "{e}");
     }
 
     #[test]

@@ -37,7 +37,10 @@ pub fn sink_caps() -> gst::Caps {
             gst::List::new(["S16LE", "S16BE", "F32LE", "F32BE"]),
         )
         .field("rate", gst::IntRange::new(1i32, i32::MAX))
-        .field("channels", gst::IntRange::new(1i32, 64))
+        .field(
+            "channels",
+            gst::IntRange::new(1i32, convert::MAX_CHANNELS as i32),
+        )
         .field("layout", "interleaved")
         .build()
 }
