@@ -716,6 +716,16 @@ impl Transcriber {
         self.position + (self.carry.len() + undecided) as u64
     }
 
+    /// The earliest sample a transcript still to come can start at: the start of the
+    /// utterance in progress or, between utterances, of the silence kept to pad the next.
+    pub fn settled(&self) -> u64 {
+        match (&self.vad, self.utterance.is_empty()) {
+            (None, _) => self.position - self.utterance.len() as u64,
+            (Some(_), true) => self.position - self.preroll.len() as u64,
+            (Some(_), false) => self.utterance_start,
+        }
+    }
+
     /// Detects voice with a Silero model (a `ModelKind::SileroVad` handle from the cache)
     /// instead of the built-in detector, with the same settings. Only before any audio, and
     /// only with voice detection on.

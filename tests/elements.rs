@@ -305,28 +305,202 @@ fn play_with_a_pause(pipeline: &gst::Pipeline, before: Duration) -> pipeline::Ru
 
 #[test]
 fn pausing_and_replaying_loses_nothing() {
-    let jfk = common::jfk_wav();
+    let (path, reference) = speech();
+    let seconds = common::read_audio(&path).len() as f64 / 16_000.0;
     // sync=true: buffers are rendered in real time, so the pause falls mid-speech (the
     // input stays a file: no partials).
     for element in [
         "whispersink sync=true",
         "whispertranscribe ! fakesink sync=true",
     ] {
-        let description = format!("{} ! {element}", pipeline::source(&jfk));
+        let description = format!("{} ! {element}", pipeline::source(&path));
+        let unpaused = run(&description);
+        assert!(
+            unpaused.errors.is_empty(),
+            "{element}: {:?}",
+            unpaused.errors
+        );
+        assert!(
+            common::wer(&reference, &unpaused.text()) <= 0.2,
+            "{element}: {}",
+            unpaused.text()
+        );
         let p = pipeline::launch(&description);
-        let paused = play_with_a_pause(&p, Duration::from_secs(4));
+        let paused = play_with_a_pause(&p, Duration::from_secs_f64(seconds / 2.0));
         // Back to READY and played again from the start: a second, whole transcript.
         p.set_state(gst::State::Ready).unwrap();
         let replayed = play(&p, Duration::from_secs(60));
         p.set_state(gst::State::Null).unwrap();
         for (what, r) in [("paused", &paused), ("replayed", &replayed)] {
             assert!(r.errors.is_empty(), "{element}, {what}: {:?}", r.errors);
-            assert_eq!(
-                common::normalize(&r.text()),
-                common::normalize(common::JFK_TEXT),
-                "{element}, {what}: {}",
-                r.text()
-            );
+            assert_eq!(r.text(), unpaused.text(), "{element}, {what}");
         }
+    }
+}
+
+/// What whispertranscribe sends downstream, in order.
+#[derive(Debug, Clone, PartialEq)]
+enum Out {
+    Segment {
+        base: gst::ClockTime,
+    },
+    Gap {
+        pts: gst::ClockTime,
+        end: gst::ClockTime,
+    },
+    Text {
+        pts: gst::ClockTime,
+        end: gst::ClockTime,
+        text: String,
+    },
+}
+
+/// Pushes each (segment base, audio) through a whispertranscribe harness as one file after
+/// another (timestamps from 0 in each, as concat sends them), in 100 ms buffers; returns
+/// what came out of the source pad after the harness's own segment, in order, until EOS.
+fn transcribe_files(live: bool, files: &[(gst::ClockTime, Vec<f32>)]) -> Vec<Out> {
+    pipeline::init();
+    let mut h = gst_check::Harness::new("whispertranscribe");
+    h.set_live(live);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let probe_seen = seen.clone();
+    h.element().unwrap().static_pad("src").unwrap().add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            let out = match &info.data {
+                Some(gst::PadProbeData::Buffer(b)) => Some(Out::Text {
+                    pts: b.pts().unwrap(),
+                    end: b.pts().unwrap() + b.duration().unwrap(),
+                    text: String::from_utf8(b.map_readable().unwrap().to_vec()).unwrap(),
+                }),
+                Some(gst::PadProbeData::Event(e)) => match e.view() {
+                    gst::EventView::Segment(s) => Some(Out::Segment {
+                        base: s
+                            .segment()
+                            .downcast_ref::<gst::ClockTime>()
+                            .unwrap()
+                            .base()
+                            .unwrap(),
+                    }),
+                    gst::EventView::Gap(g) => {
+                        let (pts, duration) = g.get();
+                        Some(Out::Gap {
+                            pts,
+                            end: pts + duration.unwrap(),
+                        })
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            probe_seen.lock().unwrap().extend(out);
+            gst::PadProbeReturn::Ok
+        },
+    );
+    h.set_src_caps_str("audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved");
+    h.play();
+    for (base, samples) in files {
+        let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
+        segment.set_base(*base);
+        assert!(h.push_event(gst::event::Segment::new(&segment)));
+        for (i, c) in samples.chunks(1600).enumerate() {
+            let bytes: Vec<u8> = c.iter().flat_map(|s| s.to_le_bytes()).collect();
+            let mut b = gst::Buffer::from_slice(bytes);
+            b.get_mut()
+                .unwrap()
+                .set_pts(gst::ClockTime::from_mseconds(100 * i as u64));
+            assert_eq!(h.push(b), Ok(gst::FlowSuccess::Ok));
+        }
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    let out = seen.lock().unwrap().clone();
+    out[1..].to_vec()
+}
+
+fn texts(out: &[Out]) -> String {
+    let texts: Vec<&str> = out
+        .iter()
+        .filter_map(|o| match o {
+            Out::Text { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    texts.join(" ")
+}
+
+#[test]
+fn gaps_keep_the_text_stream_moving_and_in_order() {
+    let (path, reference) = speech();
+    let silence = vec![0.0f32; 3 * 16_000];
+    let audio = [&silence[..], &common::read_audio(&path), &silence].concat();
+    let total = gst::ClockTime::from_nseconds(audio.len() as u64 * 1_000_000_000 / 16_000);
+    let speech_starts = gst::ClockTime::from_mseconds(2500);
+    for live in [false, true] {
+        let out = transcribe_files(live, &[(gst::ClockTime::ZERO, audio.clone())]);
+        assert!(common::wer(&reference, &texts(&out)) <= 0.2, "{out:?}");
+        assert!(matches!(out[0], Out::Segment { .. }), "{out:?}");
+        // A GAP right away (a sink downstream can preroll before the first final) ...
+        assert!(
+            matches!(out[1], Out::Gap { pts, .. } if pts == gst::ClockTime::ZERO),
+            "{out:?}"
+        );
+        // ... then the leading silence is declared passed before the text comes ...
+        let first_text = out
+            .iter()
+            .position(|o| matches!(o, Out::Text { .. }))
+            .unwrap();
+        let announced = out[..first_text].iter().filter_map(|o| match o {
+            Out::Gap { end, .. } => Some(*end),
+            _ => None,
+        });
+        assert!(announced.max().unwrap() >= speech_starts, "{out:?}");
+        // ... and the stream never goes back in time, and reaches the end of the audio.
+        let mut position = gst::ClockTime::ZERO;
+        for o in &out[1..] {
+            let (Out::Gap { pts, end } | Out::Text { pts, end, .. }) = o else {
+                panic!("a second segment: {out:?}");
+            };
+            assert!(*pts >= position, "{o:?} before {position} in {out:?}");
+            position = *end;
+        }
+        assert!(
+            position >= total - gst::ClockTime::from_seconds(1),
+            "{out:?}"
+        );
+        if !live {
+            // A file's text is where it was said: not moved by the gaps.
+            let Out::Text { pts, .. } = out[first_text] else {
+                unreachable!()
+            };
+            assert!(pts >= speech_starts && pts < speech_starts + gst::ClockTime::from_seconds(1));
+        }
+    }
+}
+
+#[test]
+fn a_files_text_comes_before_the_next_files_segment() {
+    let (path, reference) = speech();
+    let audio = common::read_audio(&path);
+    let duration = gst::ClockTime::from_nseconds(audio.len() as u64 * 1_000_000_000 / 16_000);
+    let out = transcribe_files(
+        false,
+        &[
+            (gst::ClockTime::ZERO, audio.clone()),
+            (duration, audio.clone()),
+        ],
+    );
+    let second = out
+        .iter()
+        .rposition(|o| matches!(o, Out::Segment { .. }))
+        .unwrap();
+    assert_eq!(out[second], Out::Segment { base: duration });
+    // Each file's whole text under its own segment, on its own timeline (from 0).
+    for part in [&out[..second], &out[second..]] {
+        assert!(common::wer(&reference, &texts(part)) <= 0.2, "{out:?}");
+        assert!(
+            part.iter()
+                .any(|o| matches!(o, Out::Text { pts, .. } if *pts < duration / 2)),
+            "{out:?}"
+        );
     }
 }

@@ -94,12 +94,35 @@ impl Stream {
         Ok(())
     }
 
-    pub fn set_segment(&mut self, segment: &gst::Segment) -> Result<(), String> {
-        let seg = segment
-            .downcast_ref::<ClockTime>()
-            .ok_or_else(|| format!("need a TIME segment, got {:?}", segment.format()))?;
+    /// A new segment: a changed one is a new timeline, so what the old one still holds is
+    /// transcribed first (returned), placed on the old one, and the next buffer's timestamp
+    /// starts the new one.
+    pub fn set_segment(
+        &mut self,
+        segment: &gst::Segment,
+    ) -> Result<Vec<TimedTranscript>, TranscribeError> {
+        let seg = segment.downcast_ref::<ClockTime>().ok_or_else(|| {
+            TranscribeError::Input(format!("need a TIME segment, got {:?}", segment.format()))
+        })?;
+        if *seg == self.segment {
+            return Ok(Vec::new());
+        }
+        let finals = self.drain()?;
         self.segment = seg.clone();
-        Ok(())
+        if let Some(converter) = &mut self.converter {
+            converter.reset();
+        }
+        self.transcriber.restart_timeline();
+        self.origin = None;
+        Ok(finals)
+    }
+
+    /// The input time no text still to come starts before: what the output may declare
+    /// passed. (Live too: text keeps the time it was said at. Downstream waiting for text,
+    /// like textoverlay, waits out the utterance in progress; `latency` counts from an
+    /// utterance's end.)
+    pub fn settled_pts(&self) -> Option<ClockTime> {
+        Some(self.origin? + samples_to_time(self.transcriber.settled()))
     }
 
     fn expected_pts(&self) -> Option<ClockTime> {

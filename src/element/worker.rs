@@ -31,8 +31,8 @@ pub enum Item {
         pts: gst::ClockTime,
         duration: Option<gst::ClockTime>,
     },
-    /// End of stream: finish the utterance in progress, then answer.
-    Drain(std::sync::mpsc::Sender<()>),
+    /// End of stream: finish the utterance in progress, then mark this drain done.
+    Drain(u64),
     /// After a flush: forget pending audio.
     Reset,
 }
@@ -67,7 +67,8 @@ fn bytes_per_second(caps: &gst::Caps) -> u64 {
 pub trait Output: Send + 'static {
     fn caps(&mut self, _caps: &gst::Caps) {}
     fn segment(&mut self, _segment: &gst::Segment) {}
-    fn gap(&mut self, _pts: gst::ClockTime, _duration: Option<gst::ClockTime>) {}
+    /// No result will start before `pts` (input time): downstream may move on to it.
+    fn settled(&mut self, _pts: gst::ClockTime) {}
     /// A result; `settings` are the element's current ones (some change while playing).
     fn transcript(
         &mut self,
@@ -92,6 +93,9 @@ struct Queue {
     unlocked: bool,
     /// Counts flushes: results of work started before one are dropped.
     generation: u64,
+    /// Drains queued and the last one done.
+    drains_queued: u64,
+    drained: u64,
     /// The last result of handling an item; returned to the streaming thread.
     flow: Option<gst::FlowError>,
 }
@@ -178,13 +182,39 @@ impl Worker {
     }
 
     /// Queues end of stream and waits until everything before it is transcribed. False if a
-    /// flush or a stop came first.
-    pub fn drain(&self) -> bool {
-        let (tx, rx) = std::sync::mpsc::channel();
-        if self.push(Item::Drain(tx)).is_err() {
+    /// flush, a stop or an error came first. A sink's `unlock` (pausing) calls `paused` once
+    /// per unlock, without the queue's lock: it returns whether to go on waiting (a sink
+    /// waits for PLAYING in it).
+    pub fn drain(&self, paused: impl Fn() -> bool) -> bool {
+        let (ticket, generation) = {
+            let mut q = self.shared.queue.lock().unwrap();
+            q.drains_queued += 1;
+            (q.drains_queued, q.generation)
+        };
+        if self.push(Item::Drain(ticket)).is_err() {
             return false;
         }
-        rx.recv().is_ok()
+        let mut answered_unlock = false;
+        let mut q = self.shared.queue.lock().unwrap();
+        loop {
+            if q.drained >= ticket {
+                return true;
+            }
+            if q.generation != generation || q.flushing || q.stopping || q.flow.is_some() {
+                return false;
+            }
+            if q.unlocked && !answered_unlock {
+                drop(q);
+                if !paused() {
+                    return false;
+                }
+                answered_unlock = true;
+                q = self.shared.queue.lock().unwrap();
+                continue;
+            }
+            answered_unlock &= q.unlocked;
+            q = self.shared.changed.wait(q).unwrap();
+        }
     }
 
     /// New settings (properties changed while running): the decoding ones apply from the
@@ -538,9 +568,16 @@ fn handle(
             Vec::new()
         }
         Item::Segment(segment) => {
-            if let Err(e) = stream.set_segment(&segment) {
-                gst::element_error!(element, gst::StreamError::Format, ("{}", e));
-                return Err(gst::FlowError::Error);
+            let finals = match stream.set_segment(&segment) {
+                Err(TranscribeError::Input(e)) => {
+                    gst::element_error!(element, gst::StreamError::Format, ("{}", e));
+                    return Err(gst::FlowError::Error);
+                }
+                other => result(element, other)?,
+            };
+            // The old timeline's last text goes out before the new segment.
+            for mut t in finals {
+                current.transcript(&mut t)?;
             }
             current.output.segment(&segment);
             Vec::new()
@@ -550,17 +587,17 @@ fn handle(
             strike(element, stream);
             result(element, stream.push(&buffer, caught_up))?
         }
-        Item::Gap { pts, duration } => {
-            let out = result(element, stream.gap(pts, duration))?;
-            current.output.gap(pts, duration);
-            out
-        }
-        Item::Drain(done) => {
-            let mut out = result(element, stream.drain());
-            for t in out.iter_mut().flatten() {
-                current.transcript(t)?;
-            }
-            let _ = done.send(());
+        // Passed on as the settled time moving, after the text the gap completes.
+        Item::Gap { pts, duration } => result(element, stream.gap(pts, duration))?,
+        Item::Drain(ticket) => {
+            let out = result(element, stream.drain()).and_then(|mut finals| {
+                finals
+                    .iter_mut()
+                    .try_for_each(|t| current.transcript(t).map(|_| ()))
+            });
+            // Answered whatever the outcome: an error is the stream's flow.
+            shared.queue.lock().unwrap().drained = ticket;
+            shared.changed.notify_all();
             return out.map(|_| gst::FlowSuccess::Ok);
         }
         Item::Reset => {
@@ -571,6 +608,11 @@ fn handle(
     };
     for t in &mut transcripts {
         current.transcript(t)?;
+    }
+    if let Some(pts) = stream.settled_pts() {
+        if !current.stale() {
+            current.output.settled(pts);
+        }
     }
     Ok(gst::FlowSuccess::Ok)
 }

@@ -212,9 +212,23 @@ impl BaseSinkImpl for WhisperSink {
                 let (pts, duration) = g.get();
                 let _ = self.worker.push(Item::Gap { pts, duration });
             }
-            // Transcribe what is pending before the sink reports EOS.
+            // Transcribe what is pending before the sink reports EOS. Paused meanwhile: the
+            // base class needs its preroll lock back, so wait for PLAYING (then go on) in
+            // the way it provides, or give up on a stop or flush.
             gst::EventView::Eos(_) => {
-                self.worker.with(|w| w.drain());
+                let obj = self.obj();
+                let stopped = std::cell::Cell::new(false);
+                self.worker.with(|w| {
+                    w.drain(|| {
+                        stopped.set(obj.wait_preroll().is_err());
+                        !stopped.get()
+                    })
+                });
+                // Stopped or flushed while paused: the base class must not wait for preroll
+                // on this EOS (it would, for ever).
+                if stopped.get() {
+                    return false;
+                }
             }
             gst::EventView::FlushStart(_) => {
                 self.worker.with(|w| w.flush_start());

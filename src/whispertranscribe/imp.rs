@@ -34,6 +34,34 @@ pub struct WhisperTranscribe {
 struct TextOutput {
     element: glib::WeakRef<gst::Element>,
     srcpad: gst::Pad,
+    /// How far the text stream has gone (text and gaps pushed); none since the segment.
+    position: Option<gst::ClockTime>,
+}
+
+/// The settled time moves on in steps at least this long: a GAP per input buffer would be
+/// a flood of events.
+const GAP_STEP: gst::ClockTime = gst::ClockTime::from_mseconds(100);
+
+impl TextOutput {
+    /// Text downstream never goes back in time: a piece that would start before the
+    /// stream's position (timestamps jumping back without a new segment) starts there.
+    fn push_text(
+        &mut self,
+        text: &str,
+        start: gst::ClockTime,
+        end: gst::ClockTime,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let start = self.position.map_or(start, |p| start.max(p));
+        let end = end.max(start);
+        let mut buffer = gst::Buffer::from_mut_slice(text.as_bytes().to_vec());
+        {
+            let b = buffer.get_mut().unwrap();
+            b.set_pts(start);
+            b.set_duration(end - start);
+        }
+        self.position = Some(end);
+        self.srcpad.push(buffer)
+    }
 }
 
 impl Output for TextOutput {
@@ -44,12 +72,26 @@ impl Output for TextOutput {
     }
 
     fn segment(&mut self, segment: &gst::Segment) {
+        self.position = None;
         self.srcpad.push_event(gst::event::Segment::new(segment));
     }
 
-    fn gap(&mut self, pts: gst::ClockTime, duration: Option<gst::ClockTime>) {
-        self.srcpad
-            .push_event(gst::event::Gap::builder(pts).duration(duration).build());
+    /// GAP events keep downstream moving through silence: a sink can preroll (a tee'd
+    /// pipeline would otherwise wait for the first final for ever) and textoverlay need not
+    /// hold video back waiting for text that is not coming.
+    fn settled(&mut self, pts: gst::ClockTime) {
+        let gap = match self.position {
+            // The first: at once, so downstream can preroll.
+            None => gst::event::Gap::builder(pts)
+                .duration(gst::ClockTime::ZERO)
+                .build(),
+            Some(position) if pts >= position + GAP_STEP => gst::event::Gap::builder(position)
+                .duration(pts - position)
+                .build(),
+            Some(_) => return,
+        };
+        self.position = Some(pts);
+        self.srcpad.push_event(gap);
     }
 
     fn transcript(
@@ -85,14 +127,7 @@ impl Output for TextOutput {
                 }
             };
         for (text, start, end) in pieces {
-            let mut buffer = gst::Buffer::from_mut_slice(text.as_bytes().to_vec());
-            {
-                let b = buffer.get_mut().unwrap();
-                let start = t.pts_of(start);
-                b.set_pts(start);
-                b.set_duration(t.pts_of(end).saturating_sub(start));
-            }
-            self.srcpad.push(buffer)?;
+            self.push_text(text, t.pts_of(start), t.pts_of(end))?;
         }
         let done = gst::Structure::new_empty(element::FINAL_TRANSCRIPT_EVENT);
         self.srcpad
@@ -127,7 +162,8 @@ impl WhisperTranscribe {
                 self.queue(Item::Gap { pts, duration })
             }
             EventView::Eos(_) => {
-                self.worker.with(|w| w.drain());
+                // Not a sink: nothing unlocks it.
+                self.worker.with(|w| w.drain(|| true));
                 self.srcpad.push_event(event)
             }
             EventView::FlushStart(_) => {
@@ -287,6 +323,7 @@ impl ElementImpl for WhisperTranscribe {
             let output = TextOutput {
                 element: element.downgrade(),
                 srcpad: self.srcpad.clone(),
+                position: None,
             };
             self.worker.start(element, &settings, Box::new(output));
         }
