@@ -65,6 +65,33 @@ pub enum TranscribeError {
     Input(String),
 }
 
+/// Of a prompt's text, the end this long (in bytes) holds more than the `MAX_PROMPT_TOKENS`
+/// whisper.cpp takes (about 4 bytes a token in English, 1 to 3 in other scripts). Text before
+/// it is not tokenized: whisper.cpp's tokenizer regex recurses once per character of a word,
+/// and a word of some thousands of characters overflowed the worker thread's stack.
+const PROMPT_TAIL_BYTES: usize = 2048;
+
+/// The end of `text` that can still reach the prompt, from a word boundary when there is
+/// one near the cut.
+fn prompt_tail(text: &str) -> &str {
+    if text.len() <= PROMPT_TAIL_BYTES {
+        return text;
+    }
+    let mut cut = text.len() - PROMPT_TAIL_BYTES;
+    while !text.is_char_boundary(cut) {
+        cut += 1;
+    }
+    let tail = &text[cut..];
+    match tail
+        .char_indices()
+        .take_while(|(i, _)| *i < 64)
+        .find(|(_, c)| c.is_whitespace())
+    {
+        Some((space, _)) => tail[space..].trim_start(),
+        None => tail,
+    }
+}
+
 /// Beams whisper.cpp decodes at most (its `WHISPER_MAX_DECODERS`); a wider beam fails every
 /// decode with error -4.
 pub const MAX_BEAM_SIZE: u32 = 8;
@@ -375,7 +402,7 @@ impl Decoder {
     }
 
     fn tokenize(&self, text: &str) -> Result<Vec<c_int>, TranscribeError> {
-        let text = text.trim();
+        let text = prompt_tail(text.trim());
         if text.is_empty() {
             return Ok(Vec::new());
         }
@@ -1195,6 +1222,22 @@ impl Transcriber {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_prompt_keeps_its_end_from_a_word_boundary() {
+        assert_eq!(prompt_tail("short prompt"), "short prompt");
+        let words = "word ".repeat(1000) + "the end";
+        let tail = prompt_tail(&words);
+        assert!(tail.len() <= PROMPT_TAIL_BYTES && tail.len() > PROMPT_TAIL_BYTES - 64);
+        assert!(
+            tail.starts_with("word ") && tail.ends_with("the end"),
+            "{tail}"
+        );
+        // No space near the cut, and a cut inside a character: whole characters only.
+        let cjk = "字".repeat(3000);
+        let tail = prompt_tail(&cjk);
+        assert!(tail.chars().all(|c| c == '字') && tail.len() >= PROMPT_TAIL_BYTES - 3);
+    }
 
     #[test]
     fn sample_counts_convert_exactly_after_months_of_audio() {

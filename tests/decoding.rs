@@ -48,6 +48,26 @@ fn language_tags_map_to_whisper_languages() {
 }
 
 #[test]
+fn prompts_of_any_length_and_script_decode() {
+    let (path, reference) = common::reference_speech().into_iter().next().unwrap();
+    let audio = common::read_audio(&path);
+    // One 20 000-letter word and 3 000 CJK characters without spaces used to overflow the
+    // worker's stack in whisper.cpp's tokenizer (a crash of the whole process).
+    for prompt in ["x".repeat(20_000), "字".repeat(3000), String::new()] {
+        let options = DecodeOptions {
+            initial_prompt: prompt.clone(),
+            ..DecodeOptions::default()
+        };
+        let (out, _) = transcribe_with(&options, &audio);
+        assert!(!out.is_empty(), "{} bytes of prompt", prompt.len());
+        if prompt.is_empty() {
+            let text: Vec<&str> = out.iter().map(|t| t.text.as_str()).collect();
+            assert!(common::wer(&reference, &text.join(" ")) <= 0.2, "{text:?}");
+        }
+    }
+}
+
+#[test]
 fn shared_initial_prompt_steers_the_style() {
     let audio = common::read_wav(&common::jfk_wav());
     let text = |prompt: &str| -> String {
@@ -64,17 +84,21 @@ fn shared_initial_prompt_steers_the_style() {
     let plain = text("");
     // A lower-case prompt without punctuation: Whisper writes on in that style.
     let prompted = text("well here we are again welcome back everyone");
-    for t in [&plain, &prompted] {
+    // A prompt of 10 000 characters steers as well.
+    let long = text(&format!(
+        "{} well here we are again welcome back everyone",
+        "and here we go again ".repeat(500)
+    ));
+    for t in [&plain, &prompted, &long] {
         assert_eq!(common::wer(common::JFK_TEXT, t), 0.0, "{t}");
     }
     assert!(
         plain.contains("Americans") && plain.contains('.'),
         "{plain}"
     );
-    assert!(
-        prompted.starts_with("and") && !prompted.contains(['.', ',']),
-        "{prompted}"
-    );
+    for t in [&prompted, &long] {
+        assert!(t.starts_with("and") && !t.contains(['.', ',']), "{t}");
+    }
 }
 
 #[test]
