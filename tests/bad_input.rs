@@ -1488,3 +1488,33 @@ fn timestamps_far_from_zero_and_huge_jumps_keep_the_words_on_their_timeline() {
         figures: serde_json::json!({ "wall_clock_pts_ns": epoch.nseconds() }),
     });
 }
+
+#[test]
+fn a_bus_handler_may_read_properties_while_a_refused_value_is_reported() {
+    let _serial = serial();
+    let p = pipeline::launch("audiotestsrc ! whispersink name=stt");
+    let sink = p.by_name("stt").unwrap();
+    let before = sink.property::<String>("language");
+    let read_in_handler = Arc::new(Mutex::new(None));
+    let (handler_sink, handler_read) = (sink.clone(), read_in_handler.clone());
+    p.bus().unwrap().set_sync_handler(move |_, m| {
+        if let gst::MessageView::Warning(_) = m.view() {
+            *handler_read.lock().unwrap() = Some(handler_sink.property::<String>("language"));
+        }
+        gst::BusSyncReply::Drop
+    });
+    // Refused with a WARNING, posted synchronously on this thread: the handler's read used
+    // to wait for the settings lock the refusal held.
+    let (done, finished) = std::sync::mpsc::channel();
+    let setter = sink.clone();
+    std::thread::spawn(move || {
+        setter.set_property("language", "klingon");
+        let _ = done.send(());
+    });
+    assert!(
+        finished.recv_timeout(Duration::from_secs(10)).is_ok(),
+        "set_property deadlocked"
+    );
+    assert_eq!(read_in_handler.lock().unwrap().as_ref(), Some(&before));
+    assert_eq!(sink.property::<String>("language"), before);
+}

@@ -209,28 +209,19 @@ pub fn set_property(
     value: &gst::glib::Value,
     pspec: &gst::glib::ParamSpec,
 ) {
-    let mut s = settings.lock().unwrap();
-    if let Err(e) = s.set(value, pspec) {
-        if element.bus().is_some() {
-            gst::element_warning!(
-                element,
-                gst::LibraryError::Settings,
-                ("Property '{}' not changed: {}", pspec.name(), e)
-            );
-        } else {
-            // Not in a pipeline yet (a gst-launch line, properties set before adding the
-            // element): GStreamer would drop a message posted now. Say it where GLib says it
-            // refuses an out-of-range value.
-            gst::glib::g_warning!(
-                LOG_DOMAIN,
-                "{}: property '{}' not changed: {}",
-                element.name(),
-                pspec.name(),
-                e
-            );
+    // The lock is let go before anything is posted: a synchronous bus handler may read a
+    // property of this element.
+    let changed = {
+        let mut s = settings.lock().unwrap();
+        s.set(value, pspec).map(|_| s.clone())
+    };
+    let s = match changed {
+        Ok(s) => s,
+        Err(e) => {
+            refuse_property(element, pspec, &e);
+            return;
         }
-        return;
-    }
+    };
     if element.current_state() > gst::State::Ready
         && !pspec.flags().contains(gst::PARAM_FLAG_MUTABLE_PLAYING)
     {
@@ -241,8 +232,29 @@ pub fn set_property(
             pspec.name()
         );
     }
-    let s = s.clone();
     worker.with(|w| w.update(s));
+}
+
+/// Says a value that cannot work was refused (the old one stays).
+fn refuse_property(element: &gst::Element, pspec: &gst::glib::ParamSpec, e: &str) {
+    if element.bus().is_some() {
+        gst::element_warning!(
+            element,
+            gst::LibraryError::Settings,
+            ("Property '{}' not changed: {}", pspec.name(), e)
+        );
+    } else {
+        // Not in a pipeline yet (a gst-launch line, properties set before adding the
+        // element): GStreamer would drop a message posted now. Say it where GLib says it
+        // refuses an out-of-range value.
+        gst::glib::g_warning!(
+            LOG_DOMAIN,
+            "{}: property '{}' not changed: {}",
+            element.name(),
+            pspec.name(),
+            e
+        );
+    }
 }
 
 pub fn property(
