@@ -1518,3 +1518,47 @@ fn a_bus_handler_may_read_properties_while_a_refused_value_is_reported() {
     assert_eq!(read_in_handler.lock().unwrap().as_ref(), Some(&before));
     assert_eq!(sink.property::<String>("language"), before);
 }
+
+#[test]
+fn start_properties_set_in_ready_apply_and_are_refused_while_running() {
+    let _serial = serial();
+    for factory in ["whispersink", "whispertranscribe ! fakesink"] {
+        let p = pipeline::launch(&format!(
+            "{} ! {factory}",
+            pipeline::source(&common::reference_speech()[0].0)
+        ));
+        let stt = p
+            .iterate_elements()
+            .into_iter()
+            .flatten()
+            .find(|e| e.name().starts_with("whisper"))
+            .unwrap();
+        // Set in READY, after the element started with the default model: it applies.
+        p.set_state(gst::State::Ready).unwrap();
+        stt.set_property("model", "/nonexistent/ready.bin");
+        let run = pipeline::play(&p, Duration::from_secs(60));
+        assert!(
+            run.errors
+                .iter()
+                .any(|e| e.contains("/nonexistent/ready.bin")),
+            "{factory}: {:?}",
+            run.errors
+        );
+        p.set_state(gst::State::Null).unwrap();
+
+        // Set while playing: refused with a WARNING naming it; the value in use stays.
+        stt.set_property("model", "tiny.en");
+        p.set_state(gst::State::Playing).unwrap();
+        let bus = p.bus().unwrap();
+        assert!(p.state(gst::ClockTime::from_seconds(30)).0.is_ok());
+        stt.set_property("vad", false);
+        let warning = next_warning(&bus);
+        assert!(
+            warning.contains("Property 'vad' not changed")
+                && warning.contains("only in the NULL or READY state"),
+            "{factory}: {warning}"
+        );
+        assert!(stt.property::<bool>("vad"), "{factory}");
+        p.set_state(gst::State::Null).unwrap();
+    }
+}

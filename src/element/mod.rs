@@ -14,7 +14,7 @@ pub use worker::{Item, Output, Worker};
 use crate::model::cache::{self, ModelAction, ModelEvent, ModelKey, Subscription};
 use gst::prelude::*;
 use once_cell::sync::Lazy;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The structure name of transcript messages.
@@ -138,6 +138,9 @@ impl ReleaseWatch {
 #[derive(Default)]
 pub struct WorkerSlot {
     worker: Mutex<Option<Arc<Worker>>>,
+    /// A property read at start changed in READY, after the worker started with the old
+    /// value: it starts again at READY -> PAUSED.
+    restart: AtomicBool,
     releases: Mutex<Option<ReleaseWatch>>,
     max_delay_ms: Arc<AtomicU32>,
 }
@@ -164,16 +167,30 @@ impl WorkerSlot {
         drop(worker);
     }
 
-    /// The worker's part of a state change, around the base class's (`parent`): PAUSED ->
-    /// READY drops what is queued or being decoded, releasing the streaming thread's waits
-    /// before the pads deactivate; READY -> NULL stops the worker.
+    /// The worker's part of a state change, around the base class's (`parent`): NULL ->
+    /// READY starts it (`start`: the element's way), and READY -> PAUSED again if a property
+    /// read at start changed in READY; PAUSED -> READY drops what is queued or being
+    /// decoded, releasing the streaming thread's waits before the pads deactivate; READY ->
+    /// NULL stops it.
     pub fn change_state(
         &self,
         transition: gst::StateChange,
+        start: impl FnOnce() -> Result<(), gst::StateChangeError>,
         parent: impl FnOnce() -> Result<gst::StateChangeSuccess, gst::StateChangeError>,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
-        if transition == gst::StateChange::PausedToReady {
-            self.with(|w| w.flush_start());
+        match transition {
+            gst::StateChange::NullToReady => {
+                self.restart.store(false, Ordering::Relaxed);
+                start()?;
+            }
+            gst::StateChange::ReadyToPaused if self.restart.swap(false, Ordering::Relaxed) => {
+                self.stop();
+                start()?;
+            }
+            gst::StateChange::PausedToReady => {
+                self.with(|w| w.flush_start());
+            }
+            _ => {}
         }
         let ret = parent();
         match transition {
@@ -209,6 +226,17 @@ pub fn set_property(
     value: &gst::glib::Value,
     pspec: &gst::glib::ParamSpec,
 ) {
+    if !pspec.flags().contains(gst::PARAM_FLAG_MUTABLE_PLAYING) {
+        // A sink prerolling is still READY, on its way to PAUSED: running already.
+        match element.current_state().max(element.pending_state()) {
+            gst::State::Paused | gst::State::Playing => {
+                refuse_property(element, pspec, "it changes only in the NULL or READY state");
+                return;
+            }
+            gst::State::Ready => worker.restart.store(true, Ordering::Relaxed),
+            _ => {}
+        }
+    }
     // The lock is let go before anything is posted: a synchronous bus handler may read a
     // property of this element.
     let changed = {
@@ -222,16 +250,7 @@ pub fn set_property(
             return;
         }
     };
-    if element.current_state() > gst::State::Ready
-        && !pspec.flags().contains(gst::PARAM_FLAG_MUTABLE_PLAYING)
-    {
-        gst::warning!(
-            cat,
-            obj = element,
-            "'{}' changed while running: it applies from the next start",
-            pspec.name()
-        );
-    }
+    gst::debug!(cat, obj = element, "'{}' set", pspec.name());
     worker.with(|w| w.update(s));
 }
 

@@ -316,18 +316,21 @@ impl ElementImpl for WhisperTranscribe {
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         gst::debug!(CAT, imp = self, "{transition:?}");
-        if transition == gst::StateChange::NullToReady {
-            let obj = self.obj();
-            let element: &gst::Element = obj.upcast_ref();
-            let settings = self.settings.lock().unwrap().clone();
-            let output = TextOutput {
-                element: element.downgrade(),
-                srcpad: self.srcpad.clone(),
-                position: None,
-            };
-            self.worker.start(element, &settings, Box::new(output));
-        }
-        self.worker
-            .change_state(transition, || self.parent_change_state(transition))
+        self.worker.change_state(
+            transition,
+            || {
+                let obj = self.obj();
+                let element: &gst::Element = obj.upcast_ref();
+                let settings = self.settings.lock().unwrap().clone();
+                let output = TextOutput {
+                    element: element.downgrade(),
+                    srcpad: self.srcpad.clone(),
+                    position: None,
+                };
+                self.worker.start(element, &settings, Box::new(output));
+                Ok(())
+            },
+            || self.parent_change_state(transition),
+        )
     }
 }
