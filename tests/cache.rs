@@ -159,13 +159,21 @@ fn idle_models_are_released_after_their_time_out() {
     assert!(cache.stats().models.is_empty());
     assert_eq!(*released.lock().unwrap(), 2);
 
-    // Never: stays until released by hand.
-    drop(cache.acquire(&key, Some(IdleTimeout::Never)).unwrap());
-    std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(cache.stats().model(&key).unwrap().state, EntryState::Idle);
-    assert_eq!(cache.release_idle(), 1);
-    assert!(cache.stats().models.is_empty());
-    assert_eq!(cache.stats().releases, 3);
+    // Never, or longer than time can count (it used to panic under the cache's lock):
+    // stays until released by hand.
+    for (timeout, releases) in [
+        (Some(IdleTimeout::Never), 3),
+        (Some(IdleTimeout::After(Duration::MAX)), 4),
+        (IdleTimeout::parse("1e20"), 5),
+    ] {
+        assert!(timeout.is_some());
+        drop(cache.acquire(&key, timeout).unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(cache.stats().model(&key).unwrap().state, EntryState::Idle);
+        assert_eq!(cache.release_idle(), 1);
+        assert!(cache.stats().models.is_empty());
+        assert_eq!(cache.stats().releases, releases);
+    }
 }
 
 #[test]

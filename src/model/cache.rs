@@ -138,8 +138,11 @@ impl IdleTimeout {
             n => n
                 .parse::<f64>()
                 .ok()
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .map(|v| IdleTimeout::After(Duration::from_secs_f64(v))),
+                .filter(|v| *v >= 0.0)
+                // Longer than a Duration holds (1e20 s): never, not a panic.
+                .map(|v| {
+                    Duration::try_from_secs_f64(v).map_or(IdleTimeout::Never, IdleTimeout::After)
+                }),
         }
     }
 }
@@ -643,14 +646,15 @@ impl Inner {
                 self.emit(ev);
             }
             IdleTimeout::After(d) => {
-                *deadline = Some(Instant::now() + d);
+                // Past what an Instant holds (a time-out of centuries): the same as never.
+                *deadline = Instant::now().checked_add(d);
                 if !t.reaper_started {
-                    t.reaper_started = true;
                     let weak = Arc::downgrade(self);
-                    std::thread::Builder::new()
+                    // Without a reaper (no thread to be had) idle models stay loaded.
+                    t.reaper_started = std::thread::Builder::new()
                         .name("whisperstt-reaper".into())
                         .spawn(move || reap(weak))
-                        .expect("spawning the model reaper thread");
+                        .is_ok();
                 }
                 self.reaper_wake.notify_all();
             }
