@@ -353,6 +353,8 @@ enum Out {
         end: gst::ClockTime,
         text: String,
     },
+    /// A custom downstream event the test sent, by its structure name.
+    Marker(String),
 }
 
 /// Pushes each (segment base, audio) through a whispertranscribe harness as one file after
@@ -389,6 +391,10 @@ fn transcribe_files(live: bool, files: &[(gst::ClockTime, Vec<f32>)]) -> Vec<Out
                             end: pts + duration.unwrap(),
                         })
                     }
+                    gst::EventView::CustomDownstream(c) => c
+                        .structure()
+                        .filter(|s| s.name().starts_with("test-"))
+                        .map(|s| Out::Marker(s.name().to_string())),
                     _ => None,
                 },
                 _ => None,
@@ -411,6 +417,9 @@ fn transcribe_files(live: bool, files: &[(gst::ClockTime, Vec<f32>)]) -> Vec<Out
                 .set_pts(gst::ClockTime::from_mseconds(100 * i as u64));
             assert_eq!(h.push(b), Ok(gst::FlowSuccess::Ok));
         }
+        // A serialized event after each file's audio.
+        let marker = gst::Structure::new_empty("test-after-file");
+        assert!(h.push_event(gst::event::CustomDownstream::new(marker)));
     }
     assert!(h.push_event(gst::event::Eos::new()));
     let out = seen.lock().unwrap().clone();
@@ -456,7 +465,7 @@ fn gaps_keep_the_text_stream_moving_and_in_order() {
         assert!(announced.max().unwrap() >= speech_starts, "{out:?}");
         // ... and the stream never goes back in time, and reaches the end of the audio.
         let mut position = gst::ClockTime::ZERO;
-        for o in &out[1..] {
+        for o in out[1..].iter().filter(|o| !matches!(o, Out::Marker(_))) {
             let (Out::Gap { pts, end } | Out::Text { pts, end, .. }) = o else {
                 panic!("a second segment: {out:?}");
             };
@@ -494,6 +503,11 @@ fn a_files_text_comes_before_the_next_files_segment() {
         .rposition(|o| matches!(o, Out::Segment { .. }))
         .unwrap();
     assert_eq!(out[second], Out::Segment { base: duration });
+    // Events stay in order with the audio: each file's marker after its text (it used to
+    // overtake the queue).
+    let marker = Out::Marker("test-after-file".into());
+    assert_eq!(out[second - 1], marker, "{out:?}");
+    assert_eq!(out.last(), Some(&marker), "{out:?}");
     // Each file's whole text under its own segment, on its own timeline (from 0).
     for part in [&out[..second], &out[second..]] {
         assert!(common::wer(&reference, &texts(part)) <= 0.2, "{out:?}");

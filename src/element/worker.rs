@@ -35,6 +35,9 @@ pub enum Item {
     Drain(u64),
     /// After a flush: forget pending audio.
     Reset,
+    /// Any other serialized event (stream-start, tags, segment-done...): passed on in order,
+    /// after the text of the audio before it.
+    Event(gst::Event),
 }
 
 impl Item {
@@ -69,6 +72,7 @@ pub trait Output: Send + 'static {
     fn segment(&mut self, _segment: &gst::Segment) {}
     /// No result will start before `pts` (input time): downstream may move on to it.
     fn settled(&mut self, _pts: gst::ClockTime) {}
+    fn event(&mut self, _event: gst::Event) {}
     /// A result; `settings` are the element's current ones (some change while playing).
     fn transcript(
         &mut self,
@@ -228,8 +232,13 @@ impl Worker {
         let mut q = self.shared.queue.lock().unwrap();
         q.flushing = true;
         q.generation += 1;
-        // Caps are sticky: upstream does not send them again after a flush.
-        q.items.retain(|(i, _)| matches!(i, Item::Caps { .. }));
+        // Caps and sticky events (stream-start, tags) stay: upstream does not send them
+        // again after a flush.
+        q.items.retain(|(i, _)| match i {
+            Item::Caps { .. } => true,
+            Item::Event(e) => e.is_sticky(),
+            _ => false,
+        });
         q.queued_ns = 0;
         self.shared.abort(true);
         self.shared.changed.notify_all();
@@ -603,6 +612,10 @@ fn handle(
         Item::Reset => {
             stream.flush();
             shared.abort(false);
+            Vec::new()
+        }
+        Item::Event(event) => {
+            current.output.event(event);
             Vec::new()
         }
     };

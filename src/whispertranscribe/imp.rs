@@ -71,6 +71,10 @@ impl Output for TextOutput {
         }
     }
 
+    fn event(&mut self, event: gst::Event) {
+        self.srcpad.push_event(event);
+    }
+
     fn segment(&mut self, segment: &gst::Segment) {
         self.position = None;
         self.srcpad.push_event(gst::event::Segment::new(segment));
@@ -174,6 +178,7 @@ impl WhisperTranscribe {
                 self.worker.with(|w| w.flush_stop());
                 self.srcpad.push_event(event)
             }
+            _ if event.is_serialized() => self.queue(Item::Event(event)),
             _ => gst::Pad::event_default(pad, Some(&*self.obj()), event),
         }
     }
