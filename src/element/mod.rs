@@ -146,19 +146,28 @@ pub struct WorkerSlot {
 }
 
 impl WorkerSlot {
-    /// NULL -> READY: starts the worker, which gets the model.
-    pub fn start(&self, element: &gst::Element, settings: &Settings, output: Box<dyn Output>) {
+    /// Starts the worker, which gets the model, with the element's current `settings` and
+    /// the output `output` makes for them.
+    fn start(
+        &self,
+        element: &gst::Element,
+        settings: &Mutex<Settings>,
+        output: impl FnOnce(&Settings) -> Result<Box<dyn Output>, gst::StateChangeError>,
+    ) -> Result<(), gst::StateChangeError> {
+        let settings = settings.lock().unwrap().clone();
+        let output = output(&settings)?;
         let mut releases = self.releases.lock().unwrap();
         let releases = releases.get_or_insert_with(|| ReleaseWatch::new(element));
         self.max_delay_ms.store(0, Ordering::Relaxed);
         let worker = Worker::start(
             element,
-            settings,
+            &settings,
             releases,
             self.max_delay_ms.clone(),
             output,
         );
         *self.worker.lock().unwrap() = Some(Arc::new(worker));
+        Ok(())
     }
 
     /// READY -> NULL: the worker, the stream's whisper state and its model handle go.
@@ -168,24 +177,26 @@ impl WorkerSlot {
     }
 
     /// The worker's part of a state change, around the base class's (`parent`): NULL ->
-    /// READY starts it (`start`: the element's way), and READY -> PAUSED again if a property
-    /// read at start changed in READY; PAUSED -> READY drops what is queued or being
-    /// decoded, releasing the streaming thread's waits before the pads deactivate; READY ->
-    /// NULL stops it.
+    /// READY starts it (with `settings` and the element's `output` for them), and READY ->
+    /// PAUSED again if a property read at start changed in READY; PAUSED -> READY drops what
+    /// is queued or being decoded, releasing the streaming thread's waits before the pads
+    /// deactivate; READY -> NULL stops it.
     pub fn change_state(
         &self,
+        element: &gst::Element,
         transition: gst::StateChange,
-        start: impl FnOnce() -> Result<(), gst::StateChangeError>,
+        settings: &Mutex<Settings>,
+        output: impl FnOnce(&Settings) -> Result<Box<dyn Output>, gst::StateChangeError>,
         parent: impl FnOnce() -> Result<gst::StateChangeSuccess, gst::StateChangeError>,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         match transition {
             gst::StateChange::NullToReady => {
                 self.restart.store(false, Ordering::Relaxed);
-                start()?;
+                self.start(element, settings, output)?;
             }
             gst::StateChange::ReadyToPaused if self.restart.swap(false, Ordering::Relaxed) => {
                 self.stop();
-                start()?;
+                self.start(element, settings, output)?;
             }
             gst::StateChange::PausedToReady => {
                 self.with(|w| w.flush_start());

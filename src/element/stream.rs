@@ -109,11 +109,9 @@ impl Stream {
         }
         let finals = self.drain()?;
         self.segment = seg.clone();
-        if let Some(converter) = &mut self.converter {
-            converter.reset();
-        }
+        // The stream's context (`carry-context`) stays: only the timeline is new.
         self.transcriber.restart_timeline();
-        self.origin = None;
+        self.forget_input();
         Ok(finals)
     }
 
@@ -264,11 +262,17 @@ impl Stream {
 
     /// Drops pending audio; the next buffer starts a new timeline.
     pub fn flush(&mut self) {
+        self.transcriber.reset();
+        self.forget_input();
+    }
+
+    /// Forgets the audio not yet transcribed (the resampler's history, its tail) and where
+    /// the timeline was: the next buffer's timestamp starts it again.
+    fn forget_input(&mut self) {
         if let Some(converter) = &mut self.converter {
             converter.reset();
         }
         self.pending_tail.clear();
-        self.transcriber.reset();
         self.origin = None;
     }
 

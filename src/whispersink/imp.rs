@@ -168,30 +168,23 @@ impl ElementImpl for WhisperSink {
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         gst::debug!(CAT, imp = self, "{transition:?}");
-        self.worker.change_state(
-            transition,
-            || self.start_worker(),
-            || self.parent_change_state(transition),
-        )
-    }
-}
-
-impl WhisperSink {
-    /// The worker with the current settings, posting to the bus and the subtitle file.
-    fn start_worker(&self) -> Result<(), gst::StateChangeError> {
         let obj = self.obj();
         let element: &gst::Element = obj.upcast_ref();
-        let settings = self.settings.lock().unwrap().clone();
-        let subtitles = open_subtitles(&settings).map_err(|e| {
-            self.post_error_message(e);
-            gst::StateChangeError
-        })?;
-        let output = BusOutput {
-            element: element.downgrade(),
-            subtitles,
+        // Results go to the bus and the subtitle file.
+        let output = |settings: &Settings| -> Result<Box<dyn Output>, gst::StateChangeError> {
+            let subtitles = open_subtitles(settings).map_err(|e| {
+                self.post_error_message(e);
+                gst::StateChangeError
+            })?;
+            Ok(Box::new(BusOutput {
+                element: element.downgrade(),
+                subtitles,
+            }))
         };
-        self.worker.start(element, &settings, Box::new(output));
-        Ok(())
+        self.worker
+            .change_state(element, transition, &self.settings, output, || {
+                self.parent_change_state(transition)
+            })
     }
 }
 

@@ -321,21 +321,18 @@ impl ElementImpl for WhisperTranscribe {
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         gst::debug!(CAT, imp = self, "{transition:?}");
-        self.worker.change_state(
-            transition,
-            || {
-                let obj = self.obj();
-                let element: &gst::Element = obj.upcast_ref();
-                let settings = self.settings.lock().unwrap().clone();
-                let output = TextOutput {
-                    element: element.downgrade(),
-                    srcpad: self.srcpad.clone(),
-                    position: None,
-                };
-                self.worker.start(element, &settings, Box::new(output));
-                Ok(())
-            },
-            || self.parent_change_state(transition),
-        )
+        let obj = self.obj();
+        let element: &gst::Element = obj.upcast_ref();
+        let output = |_: &Settings| -> Result<Box<dyn Output>, gst::StateChangeError> {
+            Ok(Box::new(TextOutput {
+                element: element.downgrade(),
+                srcpad: self.srcpad.clone(),
+                position: None,
+            }))
+        };
+        self.worker
+            .change_state(element, transition, &self.settings, output, || {
+                self.parent_change_state(transition)
+            })
     }
 }
