@@ -340,7 +340,10 @@ impl Settings {
                 .build(),
             glib::ParamSpecUInt::builder("max-utterance")
                 .nick("Maximum utterance")
-                .blurb("Longest utterance in ms; longer speech is cut there into separate finals")
+                .blurb(
+                    "Longest utterance in ms; longer speech is cut into separate finals at its \
+                     longest pause in the second half (files: at most 20 s)",
+                )
                 .minimum(1000)
                 .maximum(30_000)
                 .default_value(d.max_utterance_ms)

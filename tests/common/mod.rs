@@ -409,14 +409,22 @@ pub fn transcriber(live: bool) -> gstwhisperstt::transcriber::Transcriber {
 }
 
 pub fn transcriber_on(model: &Path, live: bool) -> gstwhisperstt::transcriber::Transcriber {
+    let options = gstwhisperstt::transcriber::StreamOptions {
+        live,
+        ..Default::default()
+    };
+    transcriber_with(model, options)
+}
+
+/// A transcriber on `model` with `options`, with its own cache.
+pub fn transcriber_with(
+    model: &Path,
+    options: gstwhisperstt::transcriber::StreamOptions,
+) -> gstwhisperstt::transcriber::Transcriber {
     use gstwhisperstt::model::cache::{ContextOptions, Device, ModelCache, ModelKey};
-    use gstwhisperstt::transcriber::{DecodeOptions, StreamOptions, Transcriber};
+    use gstwhisperstt::transcriber::{DecodeOptions, Transcriber};
     let cache = ModelCache::new();
     let key = ModelKey::new(model, Device::Cpu, ContextOptions::default()).unwrap();
-    let options = StreamOptions {
-        live,
-        ..StreamOptions::default()
-    };
     Transcriber::new(
         cache.acquire(&key, None).unwrap(),
         &DecodeOptions::default(),
