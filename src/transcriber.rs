@@ -1011,13 +1011,20 @@ impl Transcriber {
         self.speech_frames = pause.speech_frames;
         // A partial heard words after the cut: it cannot be the first part's final.
         self.last_partial = None;
-        let out = self.finish_utterance()?;
+        let out = self.finish_utterance();
         self.utterance = rest;
         self.utterance_start = rest_start;
         self.speech_frames = rest_speech_frames;
         self.speech_end = rest_speech_end;
         self.pause_frames = rest_pause_frames;
-        Ok(out)
+        out
+    }
+
+    /// Samples into the utterance before which a cut at the length limit cannot fall: the
+    /// start of its best pause so far, or the middle of the limit.
+    fn earliest_cut(&self) -> usize {
+        self.best_pause
+            .map_or(self.max_utterance_samples() / 2, |p| p.start)
     }
 
     /// Ends the utterance in progress: decodes it and returns its final.
@@ -1121,6 +1128,15 @@ impl Transcriber {
         self.count_late(&decoded);
         self.last_partial = Some((audio.len(), decoded.clone()));
         drop_tail_hallucination(&mut decoded.segments, self.speech_end);
+        // Words after where the utterance may yet be cut could go to the next utterance's
+        // final: they are not called stable.
+        let earliest_cut = self.earliest_cut() as i64;
+        let words_before_cut: usize = decoded
+            .segments
+            .iter()
+            .take_while(|s| s.end <= earliest_cut)
+            .map(|s| s.text.split_whitespace().count())
+            .sum();
         let Some(mut t) = self.transcript(
             decoded,
             self.utterance_start,
@@ -1137,7 +1153,10 @@ impl Transcriber {
             .take_while(|(a, b)| comparable(a) == comparable(b))
             .count();
         // What was reported stable stays stable within the utterance.
-        self.stable_words = self.stable_words.max(agreed).min(words.len());
+        self.stable_words = self
+            .stable_words
+            .max(agreed.min(words_before_cut))
+            .min(words.len());
         t.stable_text = words[..self.stable_words].join(" ");
         self.previous_hypothesis = words;
         Ok(vec![t])
