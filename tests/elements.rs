@@ -489,7 +489,11 @@ fn gaps_keep_the_text_stream_moving_and_in_order() {
 #[test]
 fn a_files_text_comes_before_the_next_files_segment() {
     let (path, reference) = speech();
-    let audio = common::read_audio(&path);
+    // Each file ends in a pause that ends its utterance (2 s in files), so its text is due
+    // before the marker that follows its audio; an event in mid-utterance does not wait
+    // for the utterance to end.
+    let mut audio = common::read_audio(&path);
+    audio.extend(std::iter::repeat_n(0.0f32, 40_000));
     let duration = gst::ClockTime::from_nseconds(audio.len() as u64 * 1_000_000_000 / 16_000);
     let out = transcribe_files(
         false,
