@@ -89,3 +89,21 @@ fn an_unusable_location_fails_the_start_naming_it() {
         p.set_state(gst::State::Null).unwrap();
     }
 }
+
+/// A subtitle file that cannot take a cue (a full disk) stops the pipeline with an error
+/// naming it.
+#[test]
+fn a_failed_subtitle_write_is_an_error_naming_the_file() {
+    let (clip, _) = common::reference_speech().into_iter().next().unwrap();
+    let run = pipeline::run(&format!(
+        "{} ! whispersink location=/dev/full subtitle-format=srt",
+        pipeline::source(&clip)
+    ));
+    assert!(
+        run.errors
+            .iter()
+            .any(|e| e.contains("'/dev/full'") && e.contains("No space left")),
+        "{:?}",
+        run.errors
+    );
+}

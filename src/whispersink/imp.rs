@@ -7,6 +7,7 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use once_cell::sync::Lazy;
 use std::fs::File;
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
@@ -27,11 +28,14 @@ pub struct WhisperSink {
 /// The worker's results go to the bus, and finals to the subtitle file if there is one.
 struct BusOutput {
     element: glib::WeakRef<gst::Element>,
-    subtitles: Option<SubtitleWriter<File>>,
+    /// The subtitle file and its path (for errors).
+    subtitles: Option<(SubtitleWriter<File>, PathBuf)>,
 }
 
 /// Opens `location` for subtitles in the format asked for or named by its extension.
-fn open_subtitles(settings: &Settings) -> Result<Option<SubtitleWriter<File>>, gst::ErrorMessage> {
+fn open_subtitles(
+    settings: &Settings,
+) -> Result<Option<(SubtitleWriter<File>, PathBuf)>, gst::ErrorMessage> {
     let Some(path) = &settings.location else {
         return Ok(None);
     };
@@ -47,12 +51,13 @@ fn open_subtitles(settings: &Settings) -> Result<Option<SubtitleWriter<File>>, g
                 )
             )
         })?;
-    SubtitleWriter::create(path, format).map(Some).map_err(|e| {
+    let writer = SubtitleWriter::create(path, format).map_err(|e| {
         gst::error_msg!(
             gst::ResourceError::OpenWrite,
             ("Cannot write subtitles to '{}': {}", path.display(), e)
         )
-    })
+    })?;
+    Ok(Some((writer, path.clone())))
 }
 
 impl Output for BusOutput {
@@ -63,7 +68,7 @@ impl Output for BusOutput {
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let element = self.element.upgrade().ok_or(gst::FlowError::Flushing)?;
         element::post_transcript(&element, *CAT, t);
-        let Some(writer) = self.subtitles.as_mut().filter(|_| t.transcript.is_final) else {
+        let Some((writer, path)) = self.subtitles.as_mut().filter(|_| t.transcript.is_final) else {
             return Ok(gst::FlowSuccess::Ok);
         };
         // Subtitles follow the pipeline's timeline (running time): it starts at 0 and keeps
@@ -86,7 +91,7 @@ impl Output for BusOutput {
             gst::element_error!(
                 element,
                 gst::ResourceError::Write,
-                ("Cannot write subtitles: {}", e)
+                ("Cannot write subtitles to '{}': {}", path.display(), e)
             );
             gst::FlowError::Error
         })?;
