@@ -805,6 +805,23 @@ impl Transcriber {
         Ok(())
     }
 
+    /// Decode options the model cannot follow, for a warning: an English-only model
+    /// transcribes English whatever `language` and `translate` ask for.
+    pub fn ignored_options(&self) -> Option<String> {
+        let options = &self.decoder.options;
+        if self.decoder.model.context().is_multilingual() {
+            return None;
+        }
+        let mut ignored = Vec::new();
+        if !matches!(options.language.as_str(), "en" | "auto") {
+            ignored.push(format!("language '{}'", options.language));
+        }
+        if options.translate {
+            ignored.push("translate".to_string());
+        }
+        (!ignored.is_empty()).then(|| ignored.join(" and "))
+    }
+
     /// Makes the next decode fail in whisper.cpp (src/faults.rs).
     #[cfg(feature = "fault-injection")]
     pub fn inject_inference_error(&mut self) {

@@ -1562,3 +1562,45 @@ fn start_properties_set_in_ready_apply_and_are_refused_while_running() {
         p.set_state(gst::State::Null).unwrap();
     }
 }
+
+/// An English-only model asked for another language or a translation says it will not do
+/// that, and transcribes the English it hears.
+#[test]
+fn an_english_only_model_warns_that_it_ignores_language_and_translate() {
+    let _serial = serial();
+    let (clip, reference) = common::reference_speech().into_iter().next().unwrap();
+    let mut tried = 0;
+    for (props, expected) in [
+        ("language=de", vec!["language 'de'"]),
+        ("translate=true", vec!["translate"]),
+        (
+            "language=fr translate=true",
+            vec!["language 'fr'", "translate"],
+        ),
+        ("language=en", vec![]),
+        ("language=auto", vec![]),
+    ] {
+        let run = common::pipeline::run(&format!(
+            "{} ! whispersink {props}",
+            common::pipeline::source(&clip)
+        ));
+        assert!(run.errors.is_empty(), "{props}: {:?}", run.errors);
+        let warned: Vec<&String> = run
+            .warnings
+            .iter()
+            .filter(|w| w.contains("English-only"))
+            .collect();
+        match expected.is_empty() {
+            true => assert!(warned.is_empty(), "{props}: {warned:?}"),
+            false => assert!(
+                warned.len() == 1 && expected.iter().all(|e| warned[0].contains(e)),
+                "{props}: {:?}",
+                run.warnings
+            ),
+        }
+        let wer = common::wer(&reference, &run.text());
+        assert!(wer <= 0.2, "{props}: WER {wer:.3}: {}", run.text());
+        tried += 1;
+    }
+    record_refused("english-only-model-options", tried);
+}

@@ -715,6 +715,17 @@ fn load(
                     settings.stream_options(),
                 )
                 .map_err(|e| e.to_string())?;
+                if let (Some(ignored), Some(e)) = (transcriber.ignored_options(), weak.upgrade()) {
+                    gst::element_warning!(
+                        e,
+                        gst::LibraryError::Settings,
+                        (
+                            "Model '{}' is English-only: {} ignored, it transcribes English",
+                            settings.model,
+                            ignored
+                        )
+                    );
+                }
                 if settings.vad && !settings.vad_model.is_empty() {
                     let silero = acquire_silero(weak, settings).map_err(|e| e.to_string())?;
                     transcriber.use_silero(silero).map_err(|e| e.to_string())?;

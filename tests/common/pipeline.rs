@@ -38,6 +38,7 @@ pub struct Run {
     /// PROGRESS messages: (type, code, text).
     pub progress: Vec<(gst::ProgressType, String, String)>,
     pub errors: Vec<String>,
+    pub warnings: Vec<String>,
     /// From PLAYING being requested to the element's first model message (ready or failed).
     pub ready_after: Option<Duration>,
     pub first_transcript_after: Option<Duration>,
@@ -88,6 +89,7 @@ pub fn play(pipeline: &gst::Pipeline, timeout: Duration) -> Run {
                 run.errors.push(format!("{} ({:?})", e.error(), e.debug()));
                 break;
             }
+            gst::MessageView::Warning(w) => run.warnings.push(w.error().to_string()),
             gst::MessageView::Progress(p) => {
                 let (kind, code, text) = p.get();
                 run.progress
