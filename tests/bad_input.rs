@@ -30,9 +30,8 @@ const RATE: usize = 16_000;
 const F32_MONO: &str = "audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved";
 
 fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
     pipeline::init();
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    common::one_at_a_time()
 }
 
 /// Records a check whose inputs must all be refused with an error (so no transcript expected).

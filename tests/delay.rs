@@ -10,9 +10,6 @@ use gst::prelude::*;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The tests of this binary run one at a time: each one's delays are its own.
-static REAL_TIME: Mutex<()> = Mutex::new(());
-
 /// A LibriVox sentence (7.1 s, with short pauses) followed by 2 s of silence, so the voice
 /// detector ends the utterance on silence before EOS does.
 fn recording() -> Vec<f32> {
@@ -61,7 +58,8 @@ impl Live {
 /// cores a two-thread final decode of this sentence took 14 s instead of 1.2 s; one thread
 /// takes about 2.1 s alone and 2.5 s beside that process.
 fn play_live(samples: &[f32], properties: &str) -> Live {
-    let _turn = REAL_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // The tests of this binary run one at a time: each one's delays are its own.
+    let _turn = common::one_at_a_time();
     let p = pipeline::launch(&format!(
         "appsrc name=src is-live=true format=time do-timestamp=false \
          caps=audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved ! \

@@ -10,15 +10,10 @@ use common::report::{record, Outcome};
 use gst::prelude::*;
 use gstwhisperstt::faults::{arm, Fault};
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The tests of this binary take turns: some compare latencies.
-static TURN: Mutex<()> = Mutex::new(());
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    TURN.lock().unwrap_or_else(|e| e.into_inner())
-}
+use common::one_at_a_time as turn;
 
 /// Real speech: the pocketsphinx-testdata LibriVox sentences (on every machine), each followed
 /// by 1.5 s of silence, and their transcript.

