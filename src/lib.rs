@@ -3,6 +3,7 @@
 //!
 //! The engine (`model`, `transcriber`) is plain Rust; the elements adapt it to GStreamer.
 
+pub mod cpu;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
 pub mod model;

@@ -15,12 +15,18 @@
 //! side by side do more per second than two-thread decodes in turn (8 live streams on 2
 //! cores: final latency p95 1.95 s with two-thread decodes in turn, 1.43 s with one-thread
 //! decodes side by side), and an idle core never waits for the head of the queue to get two.
+//!
+//! The budget is what the process can really get, not the core count: the threads in flight
+//! never exceed the cores the calling thread may use (affinity, cgroup quota), and one
+//! decode's threads never exceed the cores other processes leave free (`crate::cpu`), since
+//! ggml's threads spin at their barriers and a preempted thread stalls the others.
 
+use crate::cpu::{CpuMonitor, CpuView};
 use crate::model::cache::Device;
 use once_cell::sync::Lazy;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 pub const BUDGET_ENV: &str = "WHISPERSTT_THREAD_BUDGET";
@@ -45,7 +51,8 @@ impl Waiting {
 }
 
 struct State {
-    free: u32,
+    /// Threads held by running decodes.
+    in_use: u32,
     capacity: u32,
     /// Decodes holding threads now.
     running: u32,
@@ -77,6 +84,8 @@ impl State {
 pub struct ThreadBudget {
     state: Mutex<State>,
     changed: Condvar,
+    /// The CPU's real availability; `None` for a fixed budget (a GPU, a test).
+    cpu: Option<Arc<CpuMonitor>>,
 }
 
 /// Threads held by one decode; given back on drop.
@@ -96,7 +105,7 @@ impl Permit<'_> {
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         let mut s = self.budget.state.lock().unwrap();
-        s.free += self.threads;
+        s.in_use -= self.threads;
         s.running -= 1;
         drop(s);
         self.budget.changed.notify_all();
@@ -104,11 +113,18 @@ impl Drop for Permit<'_> {
 }
 
 impl ThreadBudget {
+    /// A fixed budget of `capacity` threads.
     pub fn new(capacity: u32) -> Self {
+        Self::with_cpu(capacity, None)
+    }
+
+    /// At most `capacity` threads, and no more than `cpu` says the calling thread can get.
+    pub fn with_cpu(capacity: u32, cpu: Option<Arc<CpuMonitor>>) -> Self {
         let capacity = capacity.max(1);
         ThreadBudget {
+            cpu,
             state: Mutex::new(State {
-                free: capacity,
+                in_use: 0,
                 capacity,
                 running: 0,
                 contention: 0.0,
@@ -124,6 +140,19 @@ impl ThreadBudget {
         self.state.lock().unwrap().capacity
     }
 
+    /// What the CPU offers a decode started now on the calling thread (`None`: fixed budget).
+    pub fn cpu(&self) -> Option<CpuView> {
+        self.cpu.as_ref().map(|c| c.view())
+    }
+
+    /// (threads in flight at most, threads one decode at most) for the calling thread now.
+    fn limits(&self, capacity: u32) -> (u32, u32) {
+        match self.cpu() {
+            Some(view) => (capacity.min(view.usable), capacity.min(view.free_threads())),
+            None => (capacity, capacity),
+        }
+    }
+
     /// Whether a decode could start now on all its threads: none runs, none waits.
     pub fn idle(&self) -> bool {
         let s = self.state.lock().unwrap();
@@ -136,8 +165,8 @@ impl ThreadBudget {
     }
 
     /// Waits until this decode is the one due first and a thread is free, then takes up to
-    /// `threads` of them: all when it is alone, its fair share when others run or wait.
-    /// `None` if `abort` was set first.
+    /// `threads` of them: all when it is alone, its fair share when others run or wait, never
+    /// more than the CPU has free. `None` if `abort` was set first.
     pub fn acquire(
         &self,
         threads: u32,
@@ -153,7 +182,7 @@ impl ThreadBudget {
         s.next_ticket += 1;
         s.waiting.push(me);
         let mut queued = false;
-        loop {
+        let (in_flight, per_decode) = loop {
             if abort.load(Ordering::Relaxed) {
                 s.waiting.retain(|w| w.ticket != me.ticket);
                 drop(s);
@@ -161,19 +190,24 @@ impl ThreadBudget {
                 self.changed.notify_all();
                 return None;
             }
+            let limits = self.limits(s.capacity);
             let head = s.head().map(|w| w.ticket);
-            if head == Some(me.ticket) && s.free > 0 {
-                break;
+            if head == Some(me.ticket) && s.in_use < limits.0 {
+                break limits;
             }
             queued = true;
             s = self.changed.wait_timeout(s, ABORT_POLL).unwrap().0;
-        }
+        };
         let now_contending = s.running + s.waiting.len() as u32;
         let contenders = s.contended(now_contending);
         s.waiting.retain(|w| w.ticket != me.ticket);
-        let share = (s.capacity / contenders).max(1);
-        let threads = me.threads.min(share).min(s.free);
-        s.free -= threads;
+        let share = (in_flight / contenders).max(1);
+        let threads = me
+            .threads
+            .min(share)
+            .min(per_decode)
+            .min(in_flight - s.in_use);
+        s.in_use += threads;
         s.running += 1;
         drop(s);
         // The next in line may fit in what is left.
@@ -196,14 +230,14 @@ fn capacity_from_env() -> u32 {
 }
 
 /// The budget every stream on `device` shares: for the CPU `$WHISPERSTT_THREAD_BUDGET`, else
-/// the cores; for a GPU the same number of concurrent decodes.
+/// the cores, and never more than the CPU really offers; for a GPU the same number of
+/// concurrent decodes.
 pub fn for_device(device: Device) -> &'static ThreadBudget {
     static BUDGETS: Lazy<Mutex<HashMap<Device, &'static ThreadBudget>>> = Lazy::new(Mutex::default);
-    BUDGETS
-        .lock()
-        .unwrap()
-        .entry(device)
-        .or_insert_with(|| Box::leak(Box::new(ThreadBudget::new(capacity_from_env()))))
+    BUDGETS.lock().unwrap().entry(device).or_insert_with(|| {
+        let cpu = (device == Device::Cpu).then(CpuMonitor::shared);
+        Box::leak(Box::new(ThreadBudget::with_cpu(capacity_from_env(), cpu)))
+    })
 }
 
 #[cfg(test)]

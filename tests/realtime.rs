@@ -4,53 +4,14 @@
 mod common;
 
 use common::pipeline::{self, clock};
-use gst::prelude::*;
-use std::time::{Duration, Instant};
-
-/// Plays `samples` into `sink_description` from a live appsrc, in real time, in 100 ms buffers.
-/// Returns every transcript message with the wall-clock time it arrived, measured from the
-/// moment the first sample was due.
-fn play_live(samples: &[f32], sink_description: &str) -> Vec<(Duration, gst::Structure)> {
-    let p = pipeline::launch(&format!(
-        "appsrc name=src is-live=true format=time do-timestamp=false \
-         caps=audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved ! {sink_description}"
-    ));
-    let src: gst_app::AppSrc = p.by_name("src").unwrap().downcast().unwrap();
-    let bus = p.bus().unwrap();
-    p.set_state(gst::State::Playing).unwrap();
-    let started = Instant::now();
-    let feeder = pipeline::feed_in_real_time(src, samples.to_vec(), started);
-    let mut out = Vec::new();
-    let limit = Duration::from_secs_f64(samples.len() as f64 / 16_000.0 + 60.0);
-    loop {
-        let msg = bus
-            .timed_pop(gst::ClockTime::from_mseconds(200))
-            .filter(|_| true);
-        assert!(started.elapsed() < limit, "live pipeline did not finish");
-        let Some(msg) = msg else { continue };
-        match msg.view() {
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(e) => panic!("{} ({:?})", e.error(), e.debug()),
-            gst::MessageView::Element(e) => {
-                let s = e.structure().unwrap();
-                if s.name() == "whisperstt-transcript" {
-                    out.push((started.elapsed(), s.to_owned()));
-                }
-            }
-            _ => {}
-        }
-    }
-    feeder.join().unwrap();
-    p.set_state(gst::State::Null).unwrap();
-    out
-}
+use std::time::Duration;
 
 #[test]
 fn shared_long_recording_live_in_real_time() {
     let (path, reference, _) = common::long_recording();
     let audio = common::read_wav(&path);
     let latency = Duration::from_millis(3000);
-    let messages = play_live(&audio, "whispersink name=live latency=3000");
+    let messages = pipeline::play_live(&audio, "whispersink name=live latency=3000");
 
     let finals: Vec<&(Duration, gst::Structure)> = messages
         .iter()

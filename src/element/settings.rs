@@ -207,8 +207,9 @@ impl Settings {
             glib::ParamSpecUInt::builder("threads")
                 .nick("Threads")
                 .blurb(
-                    "Inference threads for this stream (default: the machine's cores, at most 8); \
-                     all streams together stay within the process thread budget",
+                    "Inference threads for this stream at most (default: the cores it may use, \
+                     at most 8); a decode gets fewer while other streams or other processes \
+                     take the CPU, and all streams together stay within the process thread budget",
                 )
                 .minimum(1)
                 .maximum(64)

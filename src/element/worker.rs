@@ -149,7 +149,16 @@ impl Worker {
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name(format!("whisperstt-{}", element.name()))
-            .spawn(move || guarded_run(weak, settings, key_slot, thread_shared, output))
+            .spawn(move || {
+                // Decodes run on this thread and the threads it starts: below the rest of
+                // the process when the operator asks (WHISPERSTT_NICE).
+                if let Err(e) = crate::cpu::lower_this_thread() {
+                    if let Some(element) = weak.upgrade() {
+                        gst::element_warning!(element, gst::CoreError::Failed, ("{}", e));
+                    }
+                }
+                guarded_run(weak, settings, key_slot, thread_shared, output)
+            })
             .ok();
         if thread.is_none() {
             shared.queue.lock().unwrap().flow = Some(gst::FlowError::Error);

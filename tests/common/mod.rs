@@ -333,6 +333,7 @@ pub fn transcriber_wer(model: &Path, clips: &[(PathBuf, String)]) -> f64 {
     errors as f64 / words as f64
 }
 
+pub mod load;
 pub mod pipeline;
 pub mod report;
 

@@ -172,6 +172,53 @@ pub fn harness_transcribe(
     out
 }
 
+/// Plays `samples` into `sink_description` from a live appsrc, in real time, in 100 ms buffers.
+/// Returns every transcript message with the wall-clock time it arrived, measured from the
+/// moment the first sample was due.
+pub fn play_live(samples: &[f32], sink_description: &str) -> Vec<(Duration, gst::Structure)> {
+    let p = launch(&format!(
+        "appsrc name=src is-live=true format=time do-timestamp=false \
+         caps=audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved ! {sink_description}"
+    ));
+    let src: gst_app::AppSrc = p.by_name("src").unwrap().downcast().unwrap();
+    let bus = p.bus().unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    let started = Instant::now();
+    let feeder = feed_in_real_time(src, samples.to_vec(), started);
+    let mut out = Vec::new();
+    let limit = Duration::from_secs_f64(samples.len() as f64 / 16_000.0 + 60.0);
+    loop {
+        let msg = bus.timed_pop(gst::ClockTime::from_mseconds(200));
+        assert!(started.elapsed() < limit, "live pipeline did not finish");
+        let Some(msg) = msg else { continue };
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("{} ({:?})", e.error(), e.debug()),
+            gst::MessageView::Element(e) => {
+                let s = e.structure().unwrap();
+                if s.name() == "whisperstt-transcript" {
+                    out.push((started.elapsed(), s.to_owned()));
+                }
+            }
+            _ => {}
+        }
+    }
+    feeder.join().unwrap();
+    p.set_state(gst::State::Null).unwrap();
+    out
+}
+
+/// How long after its end each final of `play_live` arrived, in order.
+pub fn final_delays(messages: &[(Duration, gst::Structure)]) -> Vec<Duration> {
+    messages
+        .iter()
+        .filter(|(_, s)| s.get::<bool>("is-final").unwrap())
+        .map(|(arrived, s)| {
+            arrived.saturating_sub(Duration::from_nanos(clock(s, "end").nseconds()))
+        })
+        .collect()
+}
+
 /// Pushes `samples` into a live `appsrc` in 100 ms buffers, each when it is due from
 /// `started` (real time), timestamped from 0; then ends the stream.
 pub fn feed_in_real_time(
