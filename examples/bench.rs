@@ -6,12 +6,14 @@
 //! `bench` runs everything and prints a markdown table, writing `target/bench/results.json`
 //! and (with matplotlib) `target/bench/live.png`; what each system said, beside the reference,
 //! goes to `target/bench/transcripts/`. `bench --quick` runs a shorter live part;
-//! `bench files [SYSTEM...]` only the file-mode table (e.g. `bench files whisperstt`).
+//! `bench files [SYSTEM...]` only the file-mode table (e.g. `bench files whisperstt`);
+//! `bench load [--quick]` file mode and 1, 4, 8 live streams beside competing load.
 //! `WHISPERSTT_BENCH_PROPS` adds element properties to whisperstt's pipelines, to try them.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use common::load::Neighbours;
 use gst::prelude::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -44,6 +46,10 @@ fn main() {
         Some("files") => {
             // Only the file-mode table, for the systems named (all without names).
             orchestrate(false, Some(&args[1..]));
+            return;
+        }
+        Some("load") => {
+            load_table(args.iter().any(|a| a == "--quick"));
             return;
         }
         _ => {
@@ -633,4 +639,191 @@ fn fw(python: &str, script: &Path, ct2: &Path, compute: &str, list: &Path) -> Co
         .arg(threads().to_string())
         .arg(list);
     cmd
+}
+
+// ---------------------------------------------------------------------------------------------
+// Beside other work: the CPU shared with a media server's other processes
+
+/// What runs beside the measured process.
+#[derive(Clone, Copy, PartialEq)]
+enum Load {
+    None,
+    /// One normal-priority busy loop per core, less one.
+    BusyLoops,
+    /// A second process encoding live 720p30 video with vp8enc, as a media server does.
+    VideoEncode,
+    /// The measured process itself limited to one core (`taskset -c 0`).
+    OneCore,
+}
+
+impl Load {
+    const ALL: [Load; 4] = [
+        Load::None,
+        Load::BusyLoops,
+        Load::VideoEncode,
+        Load::OneCore,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Load::None => "none",
+            Load::BusyLoops => "busy loop on cores-1",
+            Load::VideoEncode => "vp8enc 720p30 live",
+            Load::OneCore => "taskset -c 0",
+        }
+    }
+
+    /// Starts the competing processes; they are killed when the guard drops.
+    fn start(self) -> Neighbours {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        match self {
+            Load::None | Load::OneCore => Neighbours::none(),
+            Load::BusyLoops => Neighbours::busy_loops(cores.max(2) - 1),
+            Load::VideoEncode => Neighbours::process(
+                "gst-launch-1.0",
+                &[
+                    "-q",
+                    "videotestsrc",
+                    "is-live=true",
+                    "pattern=ball",
+                    "!",
+                    "video/x-raw,width=1280,height=720,framerate=30/1",
+                    "!",
+                    "vp8enc",
+                    "deadline=1",
+                    "cpu-used=8",
+                    "threads=2",
+                    "!",
+                    "fakesink",
+                ],
+            ),
+        }
+    }
+
+    /// A copy of `cmd` (program, arguments, environment) run under this load: only
+    /// `OneCore` changes how it starts.
+    fn wrap(self, cmd: &Command) -> Command {
+        let mut wrapped = match self {
+            Load::OneCore => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", "0"]).arg(cmd.get_program());
+                c
+            }
+            _ => Command::new(cmd.get_program()),
+        };
+        wrapped.args(cmd.get_args());
+        for (k, v) in cmd.get_envs() {
+            if let Some(v) = v {
+                wrapped.env(k, v);
+            }
+        }
+        wrapped
+    }
+}
+
+/// File mode and 1, 4, 8 live streams under each `Load`, with faster-whisper int8 and
+/// whisperstt with its threads fixed (`WHISPERSTT_FOLLOW_LOAD=0`, as before threads followed
+/// the load) under the same load.
+fn load_table(quick: bool) {
+    let python = std::env::var("WHISPERSTT_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ct2 = gstwhisperstt::model::locate::models_dir().join("faster-whisper-tiny.en");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_faster_whisper.py");
+    let corpus = audio_sets().remove(0);
+    let list = bench_dir().join("files.json");
+    std::fs::write(&list, serde_json::to_string(&corpus.files).unwrap()).unwrap();
+    let whisperstt = |fixed: bool| {
+        let mut cmd = this_binary(&["file", "whisperstt", list.to_str().unwrap()]);
+        if fixed {
+            cmd.env(gstwhisperstt::cpu::FOLLOW_LOAD_ENV, "0");
+        }
+        cmd
+    };
+    let systems: Vec<(&str, Command)> = vec![
+        ("whisperstt", whisperstt(false)),
+        ("whisperstt, threads fixed", whisperstt(true)),
+        (
+            "faster-whisper int8",
+            fw(&python, &script, &ct2, "int8", &list),
+        ),
+    ];
+    let seconds = if quick { 30.0 } else { 60.0 };
+    println!(
+        "## Beside competing load (tiny.en, {} threads asked for)\n",
+        threads()
+    );
+    println!(
+        "File mode, {} ({:.0} s of audio):\n",
+        corpus.name, corpus.seconds
+    );
+    println!("| load | neighbour cores | system | transcribe s | real-time factor | kept of idle speed | WER |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut idle: Vec<f64> = Vec::new();
+    let mut results = Vec::new();
+    for load in Load::ALL {
+        let neighbours = load.start();
+        for (i, (name, cmd)) in systems.iter().enumerate() {
+            eprintln!("load {}: file mode, {name}", load.name());
+            let r = measure(load.wrap(cmd));
+            let secs = r["seconds"].as_f64().unwrap();
+            if load == Load::None {
+                idle.push(secs);
+            }
+            let texts: Vec<String> = serde_json::from_value(r["texts"].clone()).unwrap();
+            let (errors, words) =
+                corpus
+                    .references
+                    .iter()
+                    .zip(&texts)
+                    .fold((0, 0), |(e, n), (r, t)| {
+                        let (fe, fn_) = common::word_errors(r, t);
+                        (e + fe, n + fn_)
+                    });
+            let wer = errors as f64 / words.max(1) as f64;
+            println!(
+                "| {} | {:.2} | {name} | {secs:.2} | {:.3} | {:.0} % | {wer:.4} |",
+                load.name(),
+                neighbours.cores_used(),
+                secs / corpus.seconds,
+                100.0 * idle[i] / secs,
+            );
+            results.push(json!({"load": load.name(), "mode": "file", "system": name,
+                "seconds": secs, "rtf": secs / corpus.seconds, "wer": wer}));
+        }
+    }
+    println!("\nLive: N pipelines fed speech in real time for {seconds} s, one shared model:\n");
+    println!("| load | N | neighbour cores | finals | final latency p50 s | p95 s | partial every s | max lag s | overload warnings | errors |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for load in Load::ALL {
+        for n in [1usize, 4, 8] {
+            let neighbours = load.start();
+            eprintln!("load {}: {n} live streams", load.name());
+            let r = measure(load.wrap(&this_binary(&[
+                "live",
+                &n.to_string(),
+                "shared",
+                &seconds.to_string(),
+            ])));
+            let delays: Vec<f64> = serde_json::from_value(r["final_delays"].clone()).unwrap();
+            let gaps: Vec<f64> = serde_json::from_value(r["partial_gaps"].clone()).unwrap();
+            let cadence = gaps.iter().sum::<f64>() / gaps.len() as f64;
+            println!(
+                "| {} | {n} | {:.2} | {} | {:.2} | {:.2} | {cadence:.2} | {:.2} | {} | {} |",
+                load.name(),
+                neighbours.cores_used(),
+                delays.len(),
+                percentile(&delays, 0.5),
+                percentile(&delays, 0.95),
+                r["max_lag"].as_f64().unwrap(),
+                r["overload_warnings"],
+                r["errors"].as_array().map_or(0, Vec::len),
+            );
+            results.push(json!({"load": load.name(), "mode": "live", "n": n,
+                "finals": delays.len(), "latency_p50": percentile(&delays, 0.5),
+                "latency_p95": percentile(&delays, 0.95), "partial_cadence": cadence,
+                "max_lag": r["max_lag"], "overload_warnings": r["overload_warnings"]}));
+        }
+    }
+    let path = bench_dir().join("load.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&results).unwrap()).unwrap();
+    println!("\nJSON: {}", path.display());
 }

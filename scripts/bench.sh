@@ -3,8 +3,10 @@
 # whisper-rs in file mode, then 1..16 live pipelines on one shared model against one model
 # per pipeline. Prints markdown tables; writes target/bench/results.json and live.png.
 # Needs ../shared/corpus (the speech corpus). `scripts/bench.sh --quick`: shorter live runs;
-# `scripts/bench.sh files [SYSTEM...]`: the file-mode table only. WHISPERSTT_BENCH_PROPS adds
-# whisperstt element properties (to try settings side by side).
+# `scripts/bench.sh files [SYSTEM...]`: the file-mode table only; `scripts/bench.sh load
+# [--quick]`: file mode and 1, 4, 8 live streams beside competing load (busy loops, a video
+# encode, one core). WHISPERSTT_BENCH_PROPS adds whisperstt element properties (to try
+# settings side by side).
 set -eu
 cd "$(dirname "$0")/.."
 scripts/setup.sh >&2
