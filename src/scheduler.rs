@@ -190,10 +190,12 @@ impl ThreadBudget {
                 self.changed.notify_all();
                 return None;
             }
-            let limits = self.limits(s.capacity);
-            let head = s.head().map(|w| w.ticket);
-            if head == Some(me.ticket) && s.in_use < limits.0 {
-                break limits;
+            // Only the head may start, so only it reads the CPU's limits (a syscall).
+            if s.head().map(|w| w.ticket) == Some(me.ticket) {
+                let limits = self.limits(s.capacity);
+                if s.in_use < limits.0 {
+                    break limits;
+                }
             }
             queued = true;
             s = self.changed.wait_timeout(s, ABORT_POLL).unwrap().0;
