@@ -3,6 +3,7 @@
 //!
 //! The engine (`model`, `transcriber`) is plain Rust; the elements adapt it to GStreamer.
 
+pub mod clock;
 pub mod cpu;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
@@ -32,6 +33,7 @@ gst::plugin_define!(
     "MIT/X11",
     env!("CARGO_PKG_NAME"),
     env!("CARGO_PKG_NAME"),
-    env!("CARGO_PKG_REPOSITORY"),
+    // No public repository yet: GStreamer's own words for a package without an origin.
+    "Unknown package origin",
     env!("BUILD_REL_DATE")
 );

@@ -22,7 +22,7 @@
 //! ggml's threads spin at their barriers and a preempted thread stalls the others.
 
 use crate::cpu::{CpuMonitor, CpuView};
-use crate::model::cache::Device;
+use crate::model::Device;
 use once_cell::sync::Lazy;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +30,53 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 pub const BUDGET_ENV: &str = "WHISPERSTT_THREAD_BUDGET";
+
+/// Stops a stream's decodes: the running one within an encoder pass, a waiting one at once,
+/// and every later one until resumed. Its owner (an element's worker) cancels on a flush or a
+/// stop; the decoder only reads it.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Decodes run again (after a flush).
+    pub fn resume(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// The flag itself, for whisper.cpp's abort callback: valid while any clone lives.
+    pub(crate) fn as_ptr(&self) -> *const AtomicBool {
+        Arc::as_ptr(&self.0)
+    }
+}
+
+/// What a stream's decodes run on: its device's thread budget and its cancel token.
+#[derive(Clone)]
+pub struct DecodeSlot {
+    pub budget: Arc<ThreadBudget>,
+    pub cancel: CancelToken,
+}
+
+impl DecodeSlot {
+    /// The process-wide budget of `device` and a new token.
+    pub fn for_device(device: Device) -> Self {
+        DecodeSlot {
+            budget: for_device(device),
+            cancel: CancelToken::new(),
+        }
+    }
+}
 
 /// How often a waiting decode looks at its abort flag.
 const ABORT_POLL: Duration = Duration::from_millis(20);
@@ -166,12 +213,12 @@ impl ThreadBudget {
 
     /// Waits until this decode is the one due first and a thread is free, then takes up to
     /// `threads` of them: all when it is alone, its fair share when others run or wait, never
-    /// more than the CPU has free. `None` if `abort` was set first.
+    /// more than the CPU has free. `None` if `cancel` was cancelled first.
     pub fn acquire(
         &self,
         threads: u32,
         deadline: Instant,
-        abort: &AtomicBool,
+        cancel: &CancelToken,
     ) -> Option<Permit<'_>> {
         let mut s = self.state.lock().unwrap();
         let me = Waiting {
@@ -183,7 +230,7 @@ impl ThreadBudget {
         s.waiting.push(me);
         let mut queued = false;
         let (in_flight, per_decode) = loop {
-            if abort.load(Ordering::Relaxed) {
+            if cancel.is_cancelled() {
                 s.waiting.retain(|w| w.ticket != me.ticket);
                 drop(s);
                 // The next in line may be this one's successor.
@@ -234,12 +281,14 @@ fn capacity_from_env() -> u32 {
 /// The budget every stream on `device` shares: for the CPU `$WHISPERSTT_THREAD_BUDGET`, else
 /// the cores, and never more than the CPU really offers; for a GPU the same number of
 /// concurrent decodes.
-pub fn for_device(device: Device) -> &'static ThreadBudget {
-    static BUDGETS: Lazy<Mutex<HashMap<Device, &'static ThreadBudget>>> = Lazy::new(Mutex::default);
-    BUDGETS.lock().unwrap().entry(device).or_insert_with(|| {
+pub fn for_device(device: Device) -> Arc<ThreadBudget> {
+    static BUDGETS: Lazy<Mutex<HashMap<Device, Arc<ThreadBudget>>>> = Lazy::new(Mutex::default);
+    let mut budgets = BUDGETS.lock().unwrap();
+    let budget = budgets.entry(device).or_insert_with(|| {
         let cpu = (device == Device::Cpu).then(CpuMonitor::shared);
-        Box::leak(Box::new(ThreadBudget::with_cpu(capacity_from_env(), cpu)))
-    })
+        Arc::new(ThreadBudget::with_cpu(capacity_from_env(), cpu))
+    });
+    budget.clone()
 }
 
 #[cfg(test)]
@@ -250,12 +299,12 @@ mod tests {
     #[test]
     fn earliest_deadline_goes_first_and_waiting_can_be_abandoned() {
         let budget = Arc::new(ThreadBudget::new(1));
-        let never = AtomicBool::new(false);
+        let never = CancelToken::new();
         let now = Instant::now();
         let held = budget.acquire(1, now, &never).unwrap();
         let order = Arc::new(Mutex::new(Vec::new()));
-        let abandon = Arc::new(AtomicBool::new(false));
-        let spawn = |name: &'static str, due: Duration, abort: Arc<AtomicBool>| {
+        let abandon = CancelToken::new();
+        let spawn = |name: &'static str, due: Duration, abort: CancelToken| {
             let (budget, order) = (budget.clone(), order.clone());
             std::thread::spawn(move || {
                 if let Some(p) = budget.acquire(1, now + due, &abort) {
@@ -264,13 +313,13 @@ mod tests {
                 }
             })
         };
-        let file = spawn("file", Duration::from_secs(30), Arc::default());
+        let file = spawn("file", Duration::from_secs(30), CancelToken::new());
         std::thread::sleep(Duration::from_millis(50));
         let gone = spawn("abandoned", Duration::from_millis(1), abandon.clone());
-        let live = spawn("live", Duration::from_secs(3), Arc::default());
+        let live = spawn("live", Duration::from_secs(3), CancelToken::new());
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(budget.waiting(), 3);
-        abandon.store(true, Ordering::Relaxed);
+        abandon.cancel();
         gone.join().unwrap();
         assert_eq!(budget.waiting(), 2);
         drop(held);
@@ -283,7 +332,7 @@ mod tests {
     #[test]
     fn threads_are_shared_under_contention_and_whole_when_quiet() {
         let budget = ThreadBudget::new(2);
-        let never = AtomicBool::new(false);
+        let never = CancelToken::new();
         let now = Instant::now();
         let alone = budget.acquire(2, now, &never).unwrap();
         assert_eq!(alone.threads(), 2);

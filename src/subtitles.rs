@@ -39,18 +39,21 @@ impl SubtitleFormat {
     }
 }
 
+/// A subtitle format name that is none of the known ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown subtitle format {0:?} (expected srt, webvtt or jsonl)")]
+pub struct UnknownSubtitleFormat(pub String);
+
 impl FromStr for SubtitleFormat {
-    type Err = String;
+    type Err = UnknownSubtitleFormat;
 
     /// Accepts the `name()`s and the file extensions, in any case.
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, UnknownSubtitleFormat> {
         match s.to_ascii_lowercase().as_str() {
             "srt" => Ok(Self::Srt),
             "webvtt" | "vtt" => Ok(Self::WebVtt),
             "jsonl" | "json" => Ok(Self::JsonLines),
-            _ => Err(format!(
-                "unknown subtitle format {s:?} (expected srt, webvtt or jsonl)"
-            )),
+            _ => Err(UnknownSubtitleFormat(s.to_string())),
         }
     }
 }

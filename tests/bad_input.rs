@@ -23,15 +23,16 @@ mod common;
 use common::pipeline::{self, clock, Run};
 use common::report::{self, Outcome};
 use gst::prelude::*;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 const RATE: usize = 16_000;
 const F32_MONO: &str = "audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved";
 
-fn serial() -> MutexGuard<'static, ()> {
+/// Bad input is judged by what comes out, not by when: these tests run side by side.
+fn beside() -> RwLockReadGuard<'static, ()> {
     pipeline::init();
-    common::one_at_a_time()
+    common::side_by_side()
 }
 
 /// Records a check whose inputs must all be refused with an error (so no transcript expected).
@@ -352,7 +353,7 @@ fn baseline() -> &'static (Vec<Final>, f64) {
 
 #[test]
 fn nan_and_infinite_samples_inside_speech_leave_the_words_and_times() {
-    let _serial = serial();
+    let _beside = beside();
     let speech = Speech::get();
     let (clean, clean_wer) = baseline();
     let clean_wer = *clean_wer;
@@ -439,7 +440,7 @@ fn nan_and_infinite_samples_inside_speech_leave_the_words_and_times() {
 
 #[test]
 fn heavily_clipped_speech_is_still_transcribed() {
-    let _serial = serial();
+    let _beside = beside();
     let speech = Speech::get();
     let clipped: Vec<f32> = speech
         .samples
@@ -534,7 +535,7 @@ fn word_baseline() -> &'static (Vec<Final>, Vec<TextBuffer>) {
 
 #[test]
 fn empty_and_untimestamped_buffers_keep_the_words_and_a_monotonic_timeline() {
-    let _serial = serial();
+    let _beside = beside();
     let speech = Speech::get();
     let (want, want_words) = word_baseline();
     let wer = common::wer(&speech.reference, &text(want));
@@ -618,7 +619,7 @@ fn empty_and_untimestamped_buffers_keep_the_words_and_a_monotonic_timeline() {
 
 #[test]
 fn streams_shorter_than_201_samples_end_cleanly_without_a_transcript() {
-    let _serial = serial();
+    let _beside = beside();
     let speech = Speech::get();
     // The loudest 200 samples of the speech (whisper.cpp reads out of bounds under 201).
     let loudest = (0..speech.samples.len() - 200)
@@ -719,7 +720,10 @@ fn streams_shorter_than_201_samples_end_cleanly_without_a_transcript() {
 
 #[test]
 fn an_hour_of_silence_pushed_as_fast_as_possible_is_quick_and_silent() {
-    let _serial = serial();
+    let _alone = {
+        pipeline::init();
+        common::one_at_a_time()
+    };
     const SECONDS: u64 = 3600;
     let speech = Speech::get();
     // One second of digital silence, shared by every buffer (each a new buffer on the same
@@ -901,7 +905,7 @@ fn out_of_range() -> Vec<(&'static str, gst::glib::Value, Vec<gst::glib::Value>)
 
 #[test]
 fn out_of_range_property_values_are_refused_by_glib_and_the_old_value_stays() {
-    let _serial = serial();
+    let _beside = beside();
     let log = LogCapture::new("GLib-GObject");
     let mut tried = 0;
     for factory in ["whispersink", "whispertranscribe"] {
@@ -995,7 +999,7 @@ fn out_of_range_property_values_are_refused_by_glib_and_the_old_value_stays() {
 
 #[test]
 fn wrong_types_in_a_launch_line_are_parse_errors_naming_the_property() {
-    let _serial = serial();
+    let _beside = beside();
     let mut tried = 0;
     for factory in ["whispersink", "whispertranscribe"] {
         let mut cases = vec![
@@ -1043,13 +1047,15 @@ fn next_warning(bus: &gst::Bus) -> String {
 
 #[test]
 fn unknown_languages_and_formats_are_refused_with_a_warning_naming_them() {
-    let _serial = serial();
+    let _beside = beside();
     // (property, a good value, a value that cannot work, what it reads back after that)
     let cases = [
         ("language", "en", "xx", "en"),
         ("language", "en", "klingon", "en"),
         ("language-code", "en-GB", "zz-ZZ", "en-GB"),
         ("language-code", "en-GB", "x-pirate", "en-GB"),
+        ("device", "cpu", "tpu", "cpu"),
+        ("device", "cpu", "gpu:one", "cpu"),
     ];
     let log = LogCapture::new("whisperstt");
     let mut tried = 0;
@@ -1161,7 +1167,7 @@ fn unknown_languages_and_formats_are_refused_with_a_warning_naming_them() {
 /// happens to survive the offset, so this uses the recordings every machine has.)
 #[test]
 fn a_loud_dc_offset_neither_hides_the_speech_nor_counts_as_speech() {
-    let _serial = serial();
+    let _beside = beside();
     // The offset alone: a step from silence to 0.9 of full scale, held for 30 s, and back.
     let mut dc = vec![0.0f32; RATE];
     dc.extend(std::iter::repeat_n(0.9f32, 30 * RATE));
@@ -1228,7 +1234,7 @@ fn wav_header(data_bytes: u32) -> Vec<u8> {
 
 #[test]
 fn empty_and_truncated_files_end_with_the_parsers_error_or_a_clean_eos() {
-    let _serial = serial();
+    let _beside = beside();
     let tmp = tempfile::tempdir().unwrap();
     let file = |name: &str, bytes: &[u8]| {
         let path = tmp.path().join(name);
@@ -1290,7 +1296,7 @@ fn empty_and_truncated_files_end_with_the_parsers_error_or_a_clean_eos() {
 
 #[test]
 fn a_byte_segment_is_an_error_naming_the_format_needed() {
-    let _serial = serial();
+    let _beside = beside();
     let speech = Speech::get();
     let mut tried = 0;
     // appsrc's default format is bytes: a common mistake in applications that feed audio.
@@ -1333,7 +1339,7 @@ fn a_byte_segment_is_an_error_naming_the_format_needed() {
 
 #[test]
 fn timestamps_far_from_zero_and_huge_jumps_keep_the_words_on_their_timeline() {
-    let _serial = serial();
+    let _beside = beside();
     let speech = Speech::get();
     // Nanoseconds since 1970 (22 November 2025), as applications stamp buffers with the
     // wall clock.
@@ -1490,7 +1496,7 @@ fn timestamps_far_from_zero_and_huge_jumps_keep_the_words_on_their_timeline() {
 
 #[test]
 fn a_bus_handler_may_read_properties_while_a_refused_value_is_reported() {
-    let _serial = serial();
+    let _beside = beside();
     let p = pipeline::launch("audiotestsrc ! whispersink name=stt");
     let sink = p.by_name("stt").unwrap();
     let before = sink.property::<String>("language");
@@ -1520,7 +1526,7 @@ fn a_bus_handler_may_read_properties_while_a_refused_value_is_reported() {
 
 #[test]
 fn start_properties_set_in_ready_apply_and_are_refused_while_running() {
-    let _serial = serial();
+    let _beside = beside();
     for factory in ["whispersink", "whispertranscribe ! fakesink"] {
         let p = pipeline::launch(&format!(
             "{} ! {factory}",
@@ -1566,7 +1572,7 @@ fn start_properties_set_in_ready_apply_and_are_refused_while_running() {
 /// that, and transcribes the English it hears.
 #[test]
 fn an_english_only_model_warns_that_it_ignores_language_and_translate() {
-    let _serial = serial();
+    let _beside = beside();
     let (clip, reference) = common::reference_speech().into_iter().next().unwrap();
     let mut tried = 0;
     for (props, expected) in [

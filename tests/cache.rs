@@ -2,9 +2,8 @@
 
 mod common;
 
-use gstwhisperstt::model::cache::{
-    ContextOptions, Device, EntryState, IdleTimeout, ModelAction, ModelCache, ModelKey,
-};
+use gstwhisperstt::model::cache::{EntryState, ModelAction, ModelCache};
+use gstwhisperstt::model::{ContextOptions, Device, IdleTimeout, ModelKey};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
@@ -81,7 +80,7 @@ fn another_parameter_or_a_replaced_file_is_another_model() {
     assert_eq!(cache.loads_of(&replaced), 1);
 
     // A GPU device in a CPU-only build (this suite's, CI's) is refused, clearly.
-    if !gstwhisperstt::model::cache::GPU_BUILD {
+    if !gstwhisperstt::model::GPU_BUILD {
         let gpu = ModelKey::new(&path, Device::Gpu(0), ContextOptions::default()).unwrap();
         let e = cache.acquire(&gpu, None).unwrap_err().to_string();
         assert!(e.contains("gpu:0") && e.contains("no GPU backend"), "{e}");
@@ -208,7 +207,7 @@ fn preload_resolves_names_and_pins_the_model() {
     let handle = cache
         .preload("tiny.en", Device::Cpu, ContextOptions::default())
         .unwrap();
-    assert_eq!(handle.info().unwrap().hparams.size_name(), "tiny");
+    assert_eq!(handle.info().hparams.size_name(), "tiny");
     assert_eq!(cache.stats().live_handles(), 1);
     drop(handle);
     assert_eq!(cache.stats().live_handles(), 0);

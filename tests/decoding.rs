@@ -5,7 +5,9 @@ mod common;
 
 use common::pipeline;
 use gst::prelude::*;
-use gstwhisperstt::transcriber::{language_for_bcp47, DecodeOptions, Transcript, MAX_BEAM_SIZE};
+use gstwhisperstt::transcriber::{
+    language_for_bcp47, DecodeOptions, PartialDecodes, Transcript, MAX_BEAM_SIZE,
+};
 use std::time::{Duration, Instant};
 
 fn transcribe_with(options: &DecodeOptions, audio: &[f32]) -> (Vec<Transcript>, Vec<usize>) {
@@ -14,7 +16,7 @@ fn transcribe_with(options: &DecodeOptions, audio: &[f32]) -> (Vec<Transcript>, 
     let mut out = Vec::new();
     let mut context = Vec::new();
     for chunk in audio.chunks(1600) {
-        let finals = t.push(chunk).unwrap();
+        let finals = t.push(chunk, PartialDecodes::Allowed).unwrap();
         if !finals.is_empty() {
             context.push(t.carried_context_tokens());
         }
@@ -22,7 +24,7 @@ fn transcribe_with(options: &DecodeOptions, audio: &[f32]) -> (Vec<Transcript>, 
     }
     out.extend(t.finish().unwrap());
     context.push(t.carried_context_tokens());
-    t.reset();
+    t.forget_stream();
     context.push(t.carried_context_tokens());
     (out, context)
 }

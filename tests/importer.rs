@@ -2,9 +2,10 @@
 
 mod common;
 
-use gstwhisperstt::model::cache::{ContextOptions, Device, ModelCache, ModelKey};
+use gstwhisperstt::model::cache::ModelCache;
 use gstwhisperstt::model::ct2::{self, DType, Variable};
 use gstwhisperstt::model::{ggml, import, locate, ModelError};
+use gstwhisperstt::model::{ContextOptions, Device, ModelKey};
 use std::path::{Path, PathBuf};
 
 fn copy_vocabulary(from: &Path, to: &Path) {

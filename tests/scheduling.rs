@@ -6,9 +6,11 @@ mod common;
 
 use common::pipeline;
 use gst::prelude::*;
-use gstwhisperstt::model::cache::{ContextOptions, Device, ModelCache, ModelKey};
+use gstwhisperstt::model::cache::ModelCache;
+use gstwhisperstt::model::{ContextOptions, Device, ModelKey};
 use gstwhisperstt::scheduler;
-use gstwhisperstt::transcriber::{DecodeOptions, StreamOptions, Transcriber};
+use gstwhisperstt::scheduler::DecodeSlot;
+use gstwhisperstt::transcriber::{DecodeOptions, PartialDecodes, StreamOptions, Transcriber};
 
 fn key() -> ModelKey {
     ModelKey::new(
@@ -49,10 +51,12 @@ fn whisper_states_follow_concurrent_decodes_not_streams() {
                 s.spawn(move || {
                     start.wait();
                     let model = cache.acquire(&key(), None).unwrap();
-                    let mut t = Transcriber::new(model, options, StreamOptions::default()).unwrap();
+                    let slot = DecodeSlot::for_device(Device::Cpu);
+                    let mut t =
+                        Transcriber::new(model, options, StreamOptions::default(), slot).unwrap();
                     let mut out = Vec::new();
                     for chunk in audio.chunks(1600) {
-                        out.extend(t.push(chunk).unwrap());
+                        out.extend(t.push(chunk, PartialDecodes::Allowed).unwrap());
                     }
                     out.extend(t.finish().unwrap());
                     out.into_iter()

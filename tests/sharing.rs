@@ -8,7 +8,8 @@ mod common;
 
 use common::pipeline::{self, play};
 use gst::prelude::*;
-use gstwhisperstt::model::cache::{self, ContextOptions, Device, ModelKey};
+use gstwhisperstt::model::cache;
+use gstwhisperstt::model::{ContextOptions, Device, ModelKey};
 use std::time::Duration;
 
 const PIPELINES: usize = 8;

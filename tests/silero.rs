@@ -7,7 +7,9 @@ mod common;
 use common::feed;
 
 use common::pipeline;
-use gstwhisperstt::model::cache::{ContextOptions, Device, ModelCache, ModelKey};
+use gstwhisperstt::model::cache::ModelCache;
+use gstwhisperstt::model::{ContextOptions, Device, ModelKey};
+use gstwhisperstt::scheduler::DecodeSlot;
 use gstwhisperstt::transcriber::{DecodeOptions, StreamOptions, Transcriber, Transcript};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -34,10 +36,11 @@ fn silero_transcriber(cache: &ModelCache, live: bool) -> Transcriber {
             live,
             ..StreamOptions::default()
         },
+        DecodeSlot::for_device(Device::Cpu),
     )
     .unwrap();
     let vad = ModelKey::silero_vad(&silero_path()).unwrap();
-    t.use_silero(cache.acquire(&vad, None).unwrap()).unwrap();
+    t.use_silero(cache.acquire_silero(&vad, None).unwrap());
     t
 }
 
@@ -123,9 +126,17 @@ fn shared_wrong_or_damaged_silero_files_are_clear_errors() {
         (common::model_path(), "not a ggml Silero VAD model"),
     ] {
         let key = ModelKey::silero_vad(&path).unwrap();
-        let err = cache.acquire(&key, None).unwrap_err().to_string();
+        let err = cache.acquire_silero(&key, None).unwrap_err().to_string();
         assert!(err.contains(expected), "{}: {err}", path.display());
     }
+    // A voice detector's key is not a Whisper model's, however it is asked for.
+    let vad = ModelKey::silero_vad(&silero_path()).unwrap();
+    let err = cache.acquire(&vad, None).unwrap_err().to_string();
+    assert!(
+        err.contains("is a Silero voice detector, not a Whisper model"),
+        "{err}"
+    );
+    assert_eq!(cache.stats().loads, 0);
 }
 
 #[test]

@@ -7,7 +7,34 @@ use gst_audio_sys as ffi;
 use std::ptr::{self, NonNull};
 
 /// The rate whisper.cpp works at.
-const OUT_RATE: u32 = crate::transcriber::SAMPLE_RATE;
+const OUT_RATE: u32 = crate::clock::SAMPLE_RATE;
+
+/// Audio the converter cannot take, or a conversion that failed; each names the value at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertError {
+    #[error("cannot read audio caps {0}")]
+    Caps(String),
+    #[error("cannot convert 0 Hz audio")]
+    ZeroRate,
+    #[error("cannot convert audio with {0} channels")]
+    Channels(u32),
+    #[error("cannot convert non-interleaved audio")]
+    NotInterleaved,
+    #[error("cannot convert audio in format {0}")]
+    Format(String),
+    #[error("GStreamer cannot convert {format} {rate} Hz {channels}-channel audio")]
+    Unsupported {
+        format: String,
+        rate: u32,
+        channels: u32,
+    },
+    #[error("{bytes} bytes of audio are not a whole number of {frame}-byte frames")]
+    PartialFrame { bytes: usize, frame: usize },
+    #[error("cannot allocate {0} output samples")]
+    OutOfMemory(usize),
+    #[error("GStreamer failed to convert {0} frames")]
+    Failed(usize),
+}
 
 /// Most channels GStreamer's channel mixer takes (a `GstAudioInfo` describes 64, but a
 /// converter for 64 crashes in `gst_audio_channel_mixer_is_passthrough`).
@@ -16,7 +43,7 @@ pub const MAX_CHANNELS: u32 = 63;
 /// Reads raw audio caps like `AudioInfo::from_caps`, but also takes more than two channels
 /// without a `channel-mask` (which GStreamer refuses) as unpositioned channels, as if the
 /// mask were 0: [`Converter`] averages those.
-pub fn info_from_caps(caps: &gst::CapsRef) -> Result<gst_audio::AudioInfo, String> {
+pub fn info_from_caps(caps: &gst::CapsRef) -> Result<gst_audio::AudioInfo, ConvertError> {
     let unpositioned = |caps: &gst::CapsRef| {
         let s = caps.structure(0)?;
         if s.has_field("channel-mask") {
@@ -29,7 +56,7 @@ pub fn info_from_caps(caps: &gst::CapsRef) -> Result<gst_audio::AudioInfo, Strin
     gst_audio::AudioInfo::from_caps(caps)
         .ok()
         .or_else(|| unpositioned(caps))
-        .ok_or_else(|| format!("cannot read audio caps {caps}"))
+        .ok_or_else(|| ConvertError::Caps(caps.to_string()))
 }
 
 /// Converts interleaved raw audio of one fixed format to 16 kHz mono native-endian f32.
@@ -54,16 +81,16 @@ unsafe impl Send for Converter {}
 
 impl Converter {
     /// For audio described by `info`; output is always 16 kHz mono F32 (native endian).
-    pub fn new(info: &gst_audio::AudioInfo) -> Result<Converter, String> {
+    pub fn new(info: &gst_audio::AudioInfo) -> Result<Converter, ConvertError> {
         let (rate, channels, bpf) = (info.rate(), info.channels(), info.bpf() as usize);
         if rate == 0 {
-            return Err("cannot convert 0 Hz audio".into());
+            return Err(ConvertError::ZeroRate);
         }
         if channels == 0 || channels > MAX_CHANNELS {
-            return Err(format!("cannot convert audio with {channels} channels"));
+            return Err(ConvertError::Channels(channels));
         }
         if info.layout() != gst_audio::AudioLayout::Interleaved {
-            return Err("cannot convert non-interleaved audio".into());
+            return Err(ConvertError::NotInterleaved);
         }
         let format = info.format();
         if matches!(
@@ -71,12 +98,12 @@ impl Converter {
             gst_audio::AudioFormat::Unknown | gst_audio::AudioFormat::Encoded
         ) || bpf == 0
         {
-            return Err(format!("cannot convert audio in format {format:?}"));
+            return Err(ConvertError::Format(format!("{format:?}")));
         }
 
         let out_info = gst_audio::AudioInfo::builder(gst_audio::AUDIO_FORMAT_F32, OUT_RATE, 1)
             .build()
-            .map_err(|e| format!("cannot describe the output format: {e}"))?;
+            .map_err(|_| ConvertError::Format("F32 16 kHz mono".into()))?;
 
         // Positioned layouts (mono, stereo, 5.1 with a channel-mask, ...) get GStreamer's own
         // down-mix, which knows e.g. to favour the centre channel. Unpositioned channels (no or
@@ -102,8 +129,10 @@ impl Converter {
                 config.into_glib_ptr(),
             )
         };
-        let raw = NonNull::new(raw).ok_or_else(|| {
-            format!("GStreamer cannot convert {format:?} {rate} Hz {channels}-channel audio")
+        let raw = NonNull::new(raw).ok_or_else(|| ConvertError::Unsupported {
+            format: format!("{format:?}"),
+            rate,
+            channels,
         })?;
 
         Ok(Converter {
@@ -117,16 +146,15 @@ impl Converter {
     /// Converts one buffer's bytes (whole frames) into mono 16 kHz samples, appended to `out`.
     ///
     /// Output lags input by the resampler's history: see [`Converter::latency_frames`].
-    pub fn convert(&mut self, input: &[u8], out: &mut Vec<f32>) -> Result<(), String> {
+    pub fn convert(&mut self, input: &[u8], out: &mut Vec<f32>) -> Result<(), ConvertError> {
         if input.is_empty() {
             return Ok(());
         }
         if !input.len().is_multiple_of(self.bpf) {
-            return Err(format!(
-                "{} bytes of audio are not a whole number of {}-byte frames",
-                input.len(),
-                self.bpf
-            ));
+            return Err(ConvertError::PartialFrame {
+                bytes: input.len(),
+                frame: self.bpf,
+            });
         }
         // The C code reads samples through typed pointers; don't hand it misaligned ones.
         let data = if !(input.as_ptr() as usize).is_multiple_of(self.sample_align) {
@@ -144,7 +172,7 @@ impl Converter {
 
     /// Flushes what the resampler still holds (at end of stream) by feeding it
     /// [`Converter::latency_frames`] frames of silence, appending the output to `out`.
-    pub fn drain(&mut self, out: &mut Vec<f32>) -> Result<(), String> {
+    pub fn drain(&mut self, out: &mut Vec<f32>) -> Result<(), ConvertError> {
         // A null input makes the converter process silence.
         self.run(ptr::null(), self.latency_frames(), out)
     }
@@ -166,7 +194,12 @@ impl Converter {
     }
 
     /// Converts `frames` input frames at `input` (null for silence), appending to `out`.
-    fn run(&mut self, input: *const u8, frames: usize, out: &mut Vec<f32>) -> Result<(), String> {
+    fn run(
+        &mut self,
+        input: *const u8,
+        frames: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<(), ConvertError> {
         if frames == 0 {
             return Ok(());
         }
@@ -174,7 +207,7 @@ impl Converter {
         let out_frames =
             unsafe { ffi::gst_audio_converter_get_out_frames(self.raw.as_ptr(), frames) };
         out.try_reserve(out_frames)
-            .map_err(|e| format!("cannot allocate {out_frames} output samples: {e}"))?;
+            .map_err(|_| ConvertError::OutOfMemory(out_frames))?;
         let mut in_ptrs = [input.cast_mut().cast::<std::ffi::c_void>()];
         let mut out_ptrs = [out
             .spare_capacity_mut()
@@ -198,7 +231,7 @@ impl Converter {
             )
         };
         if ok == 0 {
-            return Err(format!("GStreamer failed to convert {frames} frames"));
+            return Err(ConvertError::Failed(frames));
         }
         // SAFETY: the converter initialised these `out_frames` samples.
         unsafe { out.set_len(out.len() + out_frames) };
@@ -323,7 +356,7 @@ mod tests {
         assert!((rms(&out) - 0.5 / 2f64.sqrt()).abs() < 0.05);
         let info_64 = info(gst_audio::AudioFormat::S16le, 16000, 64);
         let e = Converter::new(&info_64).err().unwrap();
-        assert!(e.contains("64 channels"), "{e}");
+        assert_eq!(e, ConvertError::Channels(64), "{e}");
     }
 
     #[test]
@@ -441,7 +474,8 @@ mod tests {
         let mut c = Converter::new(&info(gst_audio::AudioFormat::S16le, 48000, 2)).unwrap();
         let mut out = vec![1.0];
         let err = c.convert(&[0u8; 6], &mut out).unwrap_err();
-        assert!(err.contains("4-byte frames"), "{err}");
+        assert_eq!(err, ConvertError::PartialFrame { bytes: 6, frame: 4 });
+        assert!(err.to_string().contains("4-byte frames"), "{err}");
         assert_eq!(out, [1.0]);
         c.convert(&[], &mut out).unwrap();
         assert_eq!(out, [1.0]);

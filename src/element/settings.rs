@@ -1,10 +1,9 @@
 //! The properties both elements expose, with their defaults, ranges and mutability.
 
-use crate::model::cache::{ContextOptions, Device, IdleTimeout};
-use crate::subtitles::SubtitleFormat;
+use crate::model::{ContextOptions, Device, IdleTimeout, ModelError};
+use crate::subtitles::{SubtitleFormat, UnknownSubtitleFormat};
 use crate::transcriber::{
-    default_threads, language_for_bcp47, whisper_language, DecodeOptions, StreamOptions,
-    MAX_BEAM_SIZE,
+    language_for_bcp47, whisper_language, DecodeOptions, StreamOptions, MAX_BEAM_SIZE,
 };
 use crate::vad::VadConfig;
 use gst::glib;
@@ -13,15 +12,44 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub const DEFAULT_MODEL: &str = "tiny.en";
-pub const DEFAULT_DEVICE: &str = "cpu";
-pub const DEFAULT_LANGUAGE: &str = "auto";
 /// -1: use the process default (`WHISPERSTT_MODEL_IDLE_TIMEOUT`, else 30 s).
 pub const IDLE_TIMEOUT_PROCESS_DEFAULT: i32 = -1;
+
+/// A property value that cannot work; the property keeps its old value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PropertyError {
+    #[error("language '{0}' is not one Whisper knows")]
+    UnknownLanguage(String),
+    #[error("language code '{0}' has no Whisper language")]
+    UnknownLanguageCode(String),
+    #[error(transparent)]
+    Device(#[from] ModelError),
+    #[error(transparent)]
+    SubtitleFormat(#[from] UnknownSubtitleFormat),
+    #[error("it changes only in the NULL or READY state")]
+    NotWhilePlaying,
+}
+
+/// What a worker starts with, taken from the properties once when the element starts:
+/// everything needed to acquire its models and build its transcriber.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartConfig {
+    /// The `model` property as written, for messages.
+    pub model: String,
+    pub device: Device,
+    pub context: ContextOptions,
+    /// `None`: the cache's process default.
+    pub idle_timeout: Option<IdleTimeout>,
+    /// A Silero model to detect voice with, when voice detection is on.
+    pub vad_model: Option<String>,
+    pub decode: DecodeOptions,
+    pub stream: StreamOptions,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub model: String,
-    pub device: String,
+    pub device: Device,
     pub flash_attn: bool,
     pub model_idle_timeout: i32,
     pub language: String,
@@ -76,27 +104,31 @@ pub enum Granularity {
 }
 
 impl Default for Settings {
+    /// The engine's own defaults, in the properties' units.
     fn default() -> Self {
         let decode = DecodeOptions::default();
+        let stream = StreamOptions::default();
+        let vad = VadConfig::default();
+        let ms = |d: Duration| d.as_millis() as u32;
         Settings {
             model: DEFAULT_MODEL.into(),
-            device: DEFAULT_DEVICE.into(),
-            flash_attn: false,
+            device: Device::default(),
+            flash_attn: ContextOptions::default().flash_attn,
             model_idle_timeout: IDLE_TIMEOUT_PROCESS_DEFAULT,
-            language: DEFAULT_LANGUAGE.into(),
-            translate: false,
-            threads: default_threads(),
-            beam_size: 0,
-            word_timestamps: false,
-            latency_ms: 3000,
+            language: decode.language,
+            translate: decode.translate,
+            threads: decode.threads,
+            beam_size: decode.beam_size,
+            word_timestamps: decode.word_timestamps,
+            latency_ms: ms(stream.latency),
             lateness_ms: 0,
-            vad: true,
+            vad: stream.vad.is_some(),
             vad_model: String::new(),
-            vad_threshold: 0.5,
-            vad_min_silence_ms: 400,
-            vad_padding_ms: 300,
-            max_utterance_ms: 30_000,
-            partial_interval_ms: 1000,
+            vad_threshold: vad.threshold as f64,
+            vad_min_silence_ms: ms(vad.min_silence),
+            vad_padding_ms: ms(vad.padding),
+            max_utterance_ms: ms(stream.max_utterance),
+            partial_interval_ms: ms(stream.partial_interval),
             initial_prompt: decode.initial_prompt,
             carry_context: decode.carry_context,
             temperature: decode.temperature as f64,
@@ -104,7 +136,7 @@ impl Default for Settings {
             no_speech_threshold: decode.no_speech_threshold as f64,
             suppress_non_speech: decode.suppress_non_speech,
             language_code: None,
-            granularity: Granularity::Segment,
+            granularity: Granularity::default(),
             location: None,
             subtitle_format: None,
         }
@@ -143,7 +175,7 @@ impl Settings {
             glib::ParamSpecString::builder("device")
                 .nick("Device")
                 .blurb("Where inference runs: cpu, or gpu:N in builds with a GPU feature")
-                .default_value(Some(DEFAULT_DEVICE))
+                .default_value(Some(d.device.to_string().as_str()))
                 .flags(ready)
                 .build(),
             glib::ParamSpecBoolean::builder("flash-attn")
@@ -170,7 +202,7 @@ impl Settings {
                     "Spoken language as a Whisper code (en, de, ...), or auto to detect it once per \
                      stream (reported in transcript messages); English-only models always use en",
                 )
-                .default_value(Some(DEFAULT_LANGUAGE))
+                .default_value(Some(d.language.as_str()))
                 .flags(playing)
                 .build(),
             glib::ParamSpecString::builder("language-code")
@@ -180,7 +212,7 @@ impl Settings {
                      transcribers take it; sets language to the matching Whisper language. \
                      Reads back the tag last set, else language",
                 )
-                .default_value(Some(DEFAULT_LANGUAGE))
+                .default_value(Some(d.language.as_str()))
                 .flags(playing)
                 .build(),
             glib::ParamSpecBoolean::builder("translate")
@@ -390,18 +422,22 @@ impl Settings {
 
     /// Sets a property; a value that cannot work (an unknown language) is refused with the
     /// reason and the setting keeps its value.
-    pub fn set(&mut self, value: &glib::Value, pspec: &glib::ParamSpec) -> Result<(), String> {
+    pub fn set(
+        &mut self,
+        value: &glib::Value,
+        pspec: &glib::ParamSpec,
+    ) -> Result<(), PropertyError> {
         let text = || value.get::<Option<String>>().unwrap().unwrap_or_default();
         match pspec.name() {
             "model" => self.model = text(),
-            "device" => self.device = text(),
+            "device" => self.device = text().parse()?,
             "flash-attn" => self.flash_attn = value.get().unwrap(),
             "model-idle-timeout" => self.model_idle_timeout = value.get().unwrap(),
             "language" => {
                 let code = text().trim().to_lowercase();
                 let code = if code.is_empty() { "auto".into() } else { code };
                 if whisper_language(&code).is_none() {
-                    return Err(format!("language '{code}' is not one Whisper knows"));
+                    return Err(PropertyError::UnknownLanguage(code));
                 }
                 self.language = code;
                 self.language_code = None;
@@ -409,7 +445,7 @@ impl Settings {
             "language-code" => {
                 let tag = text();
                 let language = language_for_bcp47(&tag)
-                    .ok_or_else(|| format!("language code '{tag}' has no Whisper language"))?;
+                    .ok_or_else(|| PropertyError::UnknownLanguageCode(tag.clone()))?;
                 self.language = language.into();
                 self.language_code = Some(tag);
             }
@@ -450,7 +486,7 @@ impl Settings {
     pub fn get(&self, pspec: &glib::ParamSpec) -> glib::Value {
         match pspec.name() {
             "model" => self.model.to_value(),
-            "device" => self.device.to_value(),
+            "device" => self.device.to_string().to_value(),
             "flash-attn" => self.flash_attn.to_value(),
             "model-idle-timeout" => self.model_idle_timeout.to_value(),
             "language" => self.language.to_value(),
@@ -493,18 +529,23 @@ impl Settings {
         }
     }
 
-    pub fn device(&self) -> Result<Device, crate::model::ModelError> {
-        self.device.parse()
-    }
-
-    pub fn context_options(&self) -> ContextOptions {
-        ContextOptions {
-            flash_attn: self.flash_attn,
+    /// The worker's start configuration, from the properties as they are now.
+    pub fn start_config(&self) -> StartConfig {
+        StartConfig {
+            model: self.model.clone(),
+            device: self.device,
+            context: ContextOptions {
+                flash_attn: self.flash_attn,
+            },
+            idle_timeout: self.idle_timeout(),
+            vad_model: Some(self.vad_model.clone()).filter(|m| self.vad && !m.is_empty()),
+            decode: self.decode_options(),
+            stream: self.stream_options(),
         }
     }
 
     /// `None`: the cache's process default.
-    pub fn idle_timeout(&self) -> Option<IdleTimeout> {
+    fn idle_timeout(&self) -> Option<IdleTimeout> {
         match self.model_idle_timeout {
             IDLE_TIMEOUT_PROCESS_DEFAULT => None,
             i32::MAX => Some(IdleTimeout::Never),
@@ -530,7 +571,7 @@ impl Settings {
     }
 
     /// Whether results are live is learnt from upstream when caps arrive.
-    pub fn stream_options(&self) -> StreamOptions {
+    fn stream_options(&self) -> StreamOptions {
         let ms = |v: u32| Duration::from_millis(v as u64);
         StreamOptions {
             live: false,

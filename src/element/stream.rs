@@ -2,10 +2,33 @@
 //! from the transcriber's sample clock to buffer timestamps (resynchronised on gaps and
 //! discontinuities).
 
-use super::convert::Converter;
-use crate::transcriber::{TranscribeError, Transcriber, Transcript, SAMPLE_RATE};
+use super::convert::{ConvertError, Converter};
+use crate::clock::{duration_to_samples, samples_to_duration};
+use crate::transcriber::{DecodeOptions, PartialDecodes, TranscribeError, Transcriber, Transcript};
 use gst::ClockTime;
 use std::time::Duration;
+
+/// What can go wrong with a stream's input or its transcription.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error(transparent)]
+    Transcribe(#[from] TranscribeError),
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
+    #[error("audio arrived before caps")]
+    NoCaps,
+    #[error("cannot map a buffer of {0} bytes")]
+    Unmappable(usize),
+    #[error("need a TIME segment, got {0:?}")]
+    SegmentFormat(gst::Format),
+}
+
+impl StreamError {
+    /// A flush or a stop cancelled the decode: not an error of the stream.
+    pub fn is_aborted(&self) -> bool {
+        matches!(self, StreamError::Transcribe(TranscribeError::Aborted))
+    }
+}
 
 /// A timestamp jump larger than this is a discontinuity, not jitter.
 const DISCONT_TOLERANCE: ClockTime = ClockTime::from_mseconds(40);
@@ -41,14 +64,12 @@ impl TimedTranscript {
     }
 }
 
-// In 128 bits: in 64, a product past 2^64 (13.3 days of samples in ns, 13.3 days of
-// ns times the rate) wraps.
 fn samples_to_time(samples: u64) -> ClockTime {
-    ClockTime::from_nseconds((samples as u128 * 1_000_000_000 / SAMPLE_RATE as u128) as u64)
+    super::clock_time(samples_to_duration(samples))
 }
 
 fn time_to_samples(t: ClockTime) -> u64 {
-    (t.nseconds() as u128 * SAMPLE_RATE as u128 / 1_000_000_000) as u64
+    duration_to_samples(Duration::from_nanos(t.nseconds()))
 }
 
 pub struct Stream {
@@ -83,7 +104,7 @@ impl Stream {
         &mut self.transcriber
     }
 
-    pub fn set_caps(&mut self, caps: &gst::CapsRef, live: bool) -> Result<(), String> {
+    pub fn set_caps(&mut self, caps: &gst::CapsRef, live: bool) -> Result<(), ConvertError> {
         let info = super::convert::info_from_caps(caps)?;
         if let Some(converter) = &mut self.converter {
             // Renegotiated mid-stream: what the old converter holds back belongs before.
@@ -100,10 +121,10 @@ impl Stream {
     pub fn set_segment(
         &mut self,
         segment: &gst::Segment,
-    ) -> Result<Vec<TimedTranscript>, TranscribeError> {
-        let seg = segment.downcast_ref::<ClockTime>().ok_or_else(|| {
-            TranscribeError::Input(format!("need a TIME segment, got {:?}", segment.format()))
-        })?;
+    ) -> Result<Vec<TimedTranscript>, StreamError> {
+        let seg = segment
+            .downcast_ref::<ClockTime>()
+            .ok_or(StreamError::SegmentFormat(segment.format()))?;
         if *seg == self.segment {
             return Ok(Vec::new());
         }
@@ -134,7 +155,7 @@ impl Stream {
         &mut self,
         pts: ClockTime,
         discont: bool,
-    ) -> Result<Vec<TimedTranscript>, TranscribeError> {
+    ) -> Result<Vec<TimedTranscript>, StreamError> {
         let (Some(expected), Some(origin)) = (self.expected_pts(), self.origin) else {
             self.origin = Some(pts);
             return Ok(Vec::new());
@@ -167,24 +188,19 @@ impl Stream {
         Ok(finals)
     }
 
-    /// Decodes one audio buffer (mono, 16 kHz) and transcribes what completes; a partial
+    /// Converts one audio buffer to 16 kHz mono and transcribes what completes; a partial
     /// decode may run only when `caught_up` (live input with no backlog behind it).
-    pub fn push(
+    pub fn transcribe(
         &mut self,
         buffer: &gst::BufferRef,
         caught_up: bool,
-    ) -> Result<Vec<TimedTranscript>, TranscribeError> {
-        let converter = self
-            .converter
-            .as_mut()
-            .ok_or_else(|| TranscribeError::Input("audio arrived before caps".into()))?;
+    ) -> Result<Vec<TimedTranscript>, StreamError> {
+        let converter = self.converter.as_mut().ok_or(StreamError::NoCaps)?;
         let map = buffer
             .map_readable()
-            .map_err(|_| TranscribeError::Input("cannot map buffer".into()))?;
+            .map_err(|_| StreamError::Unmappable(buffer.size()))?;
         let mut samples = std::mem::take(&mut self.pending_tail);
-        converter
-            .convert(&map, &mut samples)
-            .map_err(TranscribeError::Input)?;
+        converter.convert(&map, &mut samples)?;
         let pts = buffer.pts().or_else(|| {
             // Untimestamped audio continues the timeline (or starts at the segment start).
             self.expected_pts()
@@ -194,7 +210,11 @@ impl Stream {
             Some(pts) => self.resync(pts, buffer.flags().contains(gst::BufferFlags::DISCONT))?,
             None => Vec::new(),
         };
-        let transcripts = self.transcriber.push_audio(&samples, caught_up)?;
+        let partials = match caught_up {
+            true => PartialDecodes::Allowed,
+            false => PartialDecodes::Shed,
+        };
+        let transcripts = self.transcriber.push(&samples, partials)?;
         out.extend(self.place(transcripts));
         Ok(out)
     }
@@ -204,13 +224,13 @@ impl Stream {
         &mut self,
         pts: ClockTime,
         duration: Option<ClockTime>,
-    ) -> Result<Vec<TimedTranscript>, TranscribeError> {
+    ) -> Result<Vec<TimedTranscript>, StreamError> {
         let mut out = self.resync(pts, true)?;
         match duration {
             // A short gap (a lost packet) is silence inside the utterance.
             Some(d) if d <= SHORT_GAP => {
                 let silence = vec![0.0; time_to_samples(d) as usize];
-                let transcripts = self.transcriber.push_audio(&silence, false)?;
+                let transcripts = self.transcriber.push(&silence, PartialDecodes::Shed)?;
                 out.extend(self.place(transcripts));
             }
             _ => {
@@ -230,12 +250,12 @@ impl Stream {
     }
 
     /// Transcribes what is pending (end of stream), with what the resampler held back.
-    pub fn drain(&mut self) -> Result<Vec<TimedTranscript>, TranscribeError> {
+    pub fn drain(&mut self) -> Result<Vec<TimedTranscript>, StreamError> {
         let mut tail = std::mem::take(&mut self.pending_tail);
         if let Some(converter) = &mut self.converter {
-            converter.drain(&mut tail).map_err(TranscribeError::Input)?;
+            converter.drain(&mut tail)?;
         }
-        let mut out = self.transcriber.push_audio(&tail, false)?;
+        let mut out = self.transcriber.push(&tail, PartialDecodes::Shed)?;
         out.extend(self.transcriber.finish()?);
         Ok(self.place(out))
     }
@@ -248,21 +268,24 @@ impl Stream {
         (&self.model, &self.device)
     }
 
+    /// Partial decodes that were due and did not run so far.
+    pub fn partials_shed(&self) -> u64 {
+        self.transcriber.partials_shed()
+    }
+
     /// Live decodes the scheduler served after their deadline so far.
     pub fn late_decodes(&self) -> u64 {
         self.transcriber.late_decodes()
     }
 
-    pub fn set_decode_options(
-        &mut self,
-        options: &crate::transcriber::DecodeOptions,
-    ) -> Result<(), TranscribeError> {
+    pub fn set_decode_options(&mut self, options: &DecodeOptions) -> Result<(), TranscribeError> {
         self.transcriber.set_decode_options(options)
     }
 
-    /// Drops pending audio; the next buffer starts a new timeline.
-    pub fn flush(&mut self) {
-        self.transcriber.reset();
+    /// Drops pending audio and the stream's context (a flush); the next buffer starts a new
+    /// timeline.
+    pub fn forget_stream(&mut self) {
+        self.transcriber.forget_stream();
         self.forget_input();
     }
 

@@ -3,11 +3,10 @@
 //! the events that must stay in order with it. The streaming thread never waits for inference,
 //! only, for non-live input, for the queue to have room.
 
-use super::stream::{Stream, TimedTranscript};
-use super::{post_model_event, ReleaseWatch, Settings};
-use crate::model::cache::{self, ModelHandle, ModelKey};
-use crate::model::{locate, ModelError};
-use crate::transcriber::{TranscribeError, Transcriber};
+use super::model::{self, ModelWatch};
+use super::stream::{Stream, StreamError, TimedTranscript};
+use super::Settings;
+use crate::scheduler::{CancelToken, DecodeSlot};
 use gst::prelude::*;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -111,15 +110,21 @@ struct Shared {
     update: Mutex<Option<Settings>>,
     /// Live input: the longest delay of a final after its utterance's end, in ms.
     max_delay_ms: Arc<AtomicU32>,
-    /// The transcriber's abort flag, once it exists.
-    abort: Mutex<Option<Arc<AtomicBool>>>,
+    /// Stops the stream's decodes (a flush, a stop).
+    cancel: CancelToken,
+    /// The transcriber exists: the model is loaded.
+    loaded: AtomicBool,
+    /// The element's debug category.
+    cat: gst::DebugCategory,
 }
 
 impl Shared {
-    fn abort(&self, on: bool) {
-        if let Some(flag) = self.abort.lock().unwrap().as_ref() {
-            flag.store(on, Ordering::Relaxed);
-        }
+    /// Ends the stream with an error: every later push returns it, and a waiting drain wakes.
+    fn fail(&self) {
+        let mut q = self.queue.lock().unwrap();
+        q.flow = Some(gst::FlowError::Error);
+        q.items.clear();
+        self.changed.notify_all();
     }
 }
 
@@ -129,10 +134,13 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// Starts the worker thread, which gets the models for `settings` (their start
+    /// configuration, taken now) and then transcribes what is queued, logging in `cat`.
     pub fn start(
         element: &gst::Element,
+        cat: gst::DebugCategory,
         settings: &Settings,
-        releases: &ReleaseWatch,
+        watch: Arc<ModelWatch>,
         max_delay_ms: Arc<AtomicU32>,
         output: Box<dyn Output>,
     ) -> Worker {
@@ -141,24 +149,20 @@ impl Worker {
             changed: Condvar::new(),
             update: Mutex::default(),
             max_delay_ms,
-            abort: Mutex::default(),
+            cancel: CancelToken::new(),
+            loaded: AtomicBool::new(false),
+            cat,
         });
-        let weak = element.downgrade();
-        let settings = settings.clone();
-        let key_slot = releases.key_slot();
-        let thread_shared = shared.clone();
+        let start = Start {
+            weak: element.downgrade(),
+            settings: settings.clone(),
+            watch,
+            shared: shared.clone(),
+            output,
+        };
         let thread = std::thread::Builder::new()
             .name(format!("whisperstt-{}", element.name()))
-            .spawn(move || {
-                // Decodes run on this thread and the threads it starts: below the rest of
-                // the process when the operator asks (WHISPERSTT_NICE).
-                if let Err(e) = crate::cpu::lower_this_thread() {
-                    if let Some(element) = weak.upgrade() {
-                        gst::element_warning!(element, gst::CoreError::Failed, ("{}", e));
-                    }
-                }
-                guarded_run(weak, settings, key_slot, thread_shared, output)
-            })
+            .spawn(move || guarded_run(start))
             .ok();
         if thread.is_none() {
             shared.queue.lock().unwrap().flow = Some(gst::FlowError::Error);
@@ -169,7 +173,7 @@ impl Worker {
     /// Queues an item. Waits while too much non-live audio is queued (unless unlocked);
     /// returns the error (flushing, a failed model load, a failed downstream push) once there
     /// is one.
-    pub fn push(&self, item: Item) -> Result<gst::FlowSuccess, gst::FlowError> {
+    pub fn enqueue(&self, item: Item) -> Result<gst::FlowSuccess, gst::FlowError> {
         let mut q = self.shared.queue.lock().unwrap();
         loop {
             if q.flushing || q.stopping {
@@ -204,7 +208,7 @@ impl Worker {
             q.drains_queued += 1;
             (q.drains_queued, q.generation)
         };
-        if self.push(Item::Drain(ticket)).is_err() {
+        if self.enqueue(Item::Drain(ticket)).is_err() {
             return false;
         }
         let mut answered_unlock = false;
@@ -249,7 +253,7 @@ impl Worker {
             _ => false,
         });
         q.queued_ns = 0;
-        self.shared.abort(true);
+        self.shared.cancel.cancel();
         self.shared.changed.notify_all();
     }
 
@@ -282,32 +286,33 @@ impl Drop for Worker {
             q.stopping = true;
             q.items.clear();
         }
-        self.shared.abort(true);
+        self.shared.cancel.cancel();
         self.shared.changed.notify_all();
         // Still loading: a state change must not wait for a load, so the thread is left to
         // finish it; it then sees `stopping` and exits, dropping the model handle. Once
-        // loaded, joining waits at most for the aborted decode.
-        let loaded = self.shared.abort.lock().unwrap().is_some();
+        // loaded, joining waits at most for the cancelled decode.
+        let loaded = self.shared.loaded.load(Ordering::Acquire);
         if let Some(t) = self.thread.take().filter(|_| loaded) {
             let _ = t.join();
         }
     }
 }
 
-/// Runs the worker; a panic in it (a bug) becomes this element's error instead of a dead
-/// thread the streaming thread would wait on for ever, and leaves every other stream alone.
-fn guarded_run(
+/// What the worker thread starts with.
+struct Start {
     weak: gst::glib::WeakRef<gst::Element>,
     settings: Settings,
-    key_slot: Arc<Mutex<Option<ModelKey>>>,
+    watch: Arc<ModelWatch>,
     shared: Arc<Shared>,
     output: Box<dyn Output>,
-) {
-    let thread_shared = shared.clone();
-    let thread_weak = weak.clone();
-    let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-        run(thread_weak, settings, key_slot, thread_shared, output)
-    })) else {
+}
+
+/// Runs the worker; a panic in it (a bug) becomes this element's error instead of a dead
+/// thread the streaming thread would wait on for ever, and leaves every other stream alone.
+fn guarded_run(start: Start) {
+    let (weak, shared) = (start.weak.clone(), start.shared.clone());
+    let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || run(start)))
+    else {
         return;
     };
     let what = panic
@@ -326,59 +331,40 @@ fn guarded_run(
     // must not panic them in turn.
     shared.queue.clear_poison();
     shared.update.clear_poison();
-    shared.abort.clear_poison();
-    // The queue tells the streaming thread this stream is over (and dropping the items wakes
-    // a waiting drain).
-    let mut q = shared.queue.lock().unwrap();
-    q.flow = Some(gst::FlowError::Error);
-    q.items.clear();
-    shared.changed.notify_all();
+    // The queue tells the streaming thread this stream is over.
+    shared.fail();
 }
 
-fn run(
-    weak: gst::glib::WeakRef<gst::Element>,
-    mut settings: Settings,
-    key_slot: Arc<Mutex<Option<ModelKey>>>,
-    shared: Arc<Shared>,
-    mut output: Box<dyn Output>,
-) {
-    let transcriber = match load(&weak, &settings, &key_slot) {
-        Ok(t) => t,
-        Err(_) => {
-            // The error is posted; every later push returns it.
-            let mut q = shared.queue.lock().unwrap();
-            q.flow = Some(gst::FlowError::Error);
-            q.items.clear();
-            shared.changed.notify_all();
-            return;
+/// Gets the models, then handles the queue's items in order until the element stops.
+fn run(start: Start) {
+    let Start {
+        weak,
+        mut settings,
+        watch,
+        shared,
+        mut output,
+    } = start;
+    let transcriber = weak.upgrade().and_then(|element| {
+        // Decodes run on this thread and the threads it starts: below the rest of the
+        // process when the operator asks (WHISPERSTT_NICE).
+        if let Err(e) = crate::cpu::lower_this_thread() {
+            gst::element_warning!(element, gst::CoreError::Failed, ("{}", e));
         }
-    };
-    *shared.abort.lock().unwrap() = Some(transcriber.abort_flag());
-    if shared.queue.lock().unwrap().stopping {
-        transcriber.abort_flag().store(true, Ordering::Relaxed);
-    }
-    let mut stream = Stream::new(transcriber);
-    let mut overload = OverloadWatch::default();
-    loop {
-        let (item, work) = {
-            let mut q = shared.queue.lock().unwrap();
-            loop {
-                if q.stopping {
-                    return;
-                }
-                if let Some((item, duration)) = q.items.pop_front() {
-                    q.queued_ns = q.queued_ns.saturating_sub(duration);
-                    shared.changed.notify_all();
-                    let work = Work {
-                        generation: q.generation,
-                        caught_up: q.queued_ns <= CAUGHT_UP_NS,
-                        live: q.live,
-                    };
-                    break (item, work);
-                }
-                q = shared.changed.wait(q).unwrap();
-            }
+        let slot = DecodeSlot {
+            budget: crate::scheduler::for_device(settings.device),
+            cancel: shared.cancel.clone(),
         };
+        model::load(&element, &settings.start_config(), &watch, slot).ok()
+    });
+    let Some(transcriber) = transcriber else {
+        // The error is posted; every later push returns it.
+        shared.fail();
+        return;
+    };
+    let mut stream = Stream::new(transcriber);
+    shared.loaded.store(true, Ordering::Release);
+    let mut overload = OverloadWatch::default();
+    while let Some((item, work)) = next_item(&shared) {
         let Some(element) = weak.upgrade() else {
             return;
         };
@@ -393,7 +379,7 @@ fn run(
             element: &element,
             live: work.live,
         };
-        let result = handle(&element, &mut stream, item, work.caught_up, &mut current);
+        let result = handle(&mut stream, item, work.caught_up, &mut current);
         let lag_ns = shared.queue.lock().unwrap().queued_ns;
         overload.check(&element, &stream, lag_ns, &settings);
         // Flushing is not an error of the stream: the next item after the flush goes on.
@@ -404,6 +390,27 @@ fn run(
             }
             shared.changed.notify_all();
         }
+    }
+}
+
+/// Waits for the next item; `None` once the element stops.
+fn next_item(shared: &Shared) -> Option<(Item, Work)> {
+    let mut q = shared.queue.lock().unwrap();
+    loop {
+        if q.stopping {
+            return None;
+        }
+        if let Some((item, duration)) = q.items.pop_front() {
+            q.queued_ns = q.queued_ns.saturating_sub(duration);
+            shared.changed.notify_all();
+            let work = Work {
+                generation: q.generation,
+                caught_up: q.queued_ns <= CAUGHT_UP_NS,
+                live: q.live,
+            };
+            return Some((item, work));
+        }
+        q = shared.changed.wait(q).unwrap();
     }
 }
 
@@ -568,26 +575,22 @@ impl FilterFlushing for Result<gst::FlowSuccess, gst::FlowError> {
     }
 }
 
+/// Handles one item, passing on its results and, after them, how far the text has settled.
 fn handle(
-    element: &gst::Element,
     stream: &mut Stream,
     item: Item,
     caught_up: bool,
     current: &mut Current,
 ) -> Result<gst::FlowSuccess, gst::FlowError> {
-    let shared = current.shared;
+    let element = current.element;
     let mut transcripts = match item {
         Item::Caps { caps, live } => {
-            if let Err(e) = stream.set_caps(&caps, live) {
-                gst::element_error!(element, gst::StreamError::Format, ("{}", e));
-                return Err(gst::FlowError::NotNegotiated);
-            }
-            current.output.caps(&caps);
+            set_caps(stream, &caps, live, current)?;
             Vec::new()
         }
         Item::Segment(segment) => {
             let finals = match stream.set_segment(&segment) {
-                Err(TranscribeError::Input(e)) => {
+                Err(e @ StreamError::SegmentFormat(_)) => {
                     gst::element_error!(element, gst::StreamError::Format, ("{}", e));
                     return Err(gst::FlowError::Error);
                 }
@@ -600,27 +603,13 @@ fn handle(
             current.output.segment(&segment);
             Vec::new()
         }
-        Item::Buffer(buffer) => {
-            #[cfg(feature = "fault-injection")]
-            strike(element, stream);
-            result(element, stream.push(&buffer, caught_up))?
-        }
+        Item::Buffer(buffer) => transcribe(stream, &buffer, caught_up, current)?,
         // Passed on as the settled time moving, after the text the gap completes.
         Item::Gap { pts, duration } => result(element, stream.gap(pts, duration))?,
-        Item::Drain(ticket) => {
-            let out = result(element, stream.drain()).and_then(|mut finals| {
-                finals
-                    .iter_mut()
-                    .try_for_each(|t| current.transcript(t).map(|_| ()))
-            });
-            // Answered whatever the outcome: an error is the stream's flow.
-            shared.queue.lock().unwrap().drained = ticket;
-            shared.changed.notify_all();
-            return out.map(|_| gst::FlowSuccess::Ok);
-        }
+        Item::Drain(ticket) => return drain(stream, ticket, current),
         Item::Reset => {
-            stream.flush();
-            shared.abort(false);
+            stream.forget_stream();
+            current.shared.cancel.resume();
             Vec::new()
         }
         Item::Event(event) => {
@@ -639,6 +628,66 @@ fn handle(
     Ok(gst::FlowSuccess::Ok)
 }
 
+fn set_caps(
+    stream: &mut Stream,
+    caps: &gst::Caps,
+    live: bool,
+    current: &mut Current,
+) -> Result<(), gst::FlowError> {
+    let (element, cat) = (current.element, current.shared.cat);
+    if let Err(e) = stream.set_caps(caps, live) {
+        gst::element_error!(element, gst::StreamError::Format, ("{}", e));
+        return Err(gst::FlowError::NotNegotiated);
+    }
+    gst::info!(cat, obj = element, "caps {caps}; live input: {live}");
+    current.output.caps(caps);
+    Ok(())
+}
+
+/// One audio buffer into the stream; a partial decode the stream sheds is logged.
+fn transcribe(
+    stream: &mut Stream,
+    buffer: &gst::Buffer,
+    caught_up: bool,
+    current: &mut Current,
+) -> Result<Vec<TimedTranscript>, gst::FlowError> {
+    let element = current.element;
+    #[cfg(feature = "fault-injection")]
+    strike(element, stream);
+    let shed = stream.partials_shed();
+    let transcripts = result(element, stream.transcribe(buffer, caught_up))?;
+    if stream.partials_shed() > shed {
+        let queued = current.shared.queue.lock().unwrap().queued_ns / 1_000_000;
+        gst::log!(
+            current.shared.cat,
+            obj = element,
+            "partial decode shed at {}: {} ms of audio queued behind it{}",
+            buffer.pts().display(),
+            queued,
+            if caught_up { ", the device busy" } else { "" }
+        );
+    }
+    Ok(transcripts)
+}
+
+/// End of stream: the last finals, then the drain is marked done whatever the outcome (an
+/// error is the stream's flow).
+fn drain(
+    stream: &mut Stream,
+    ticket: u64,
+    current: &mut Current,
+) -> Result<gst::FlowSuccess, gst::FlowError> {
+    let out = result(current.element, stream.drain()).and_then(|mut finals| {
+        finals
+            .iter_mut()
+            .try_for_each(|t| current.transcript(t).map(|_| ()))
+    });
+    let shared = current.shared;
+    shared.queue.lock().unwrap().drained = ticket;
+    shared.changed.notify_all();
+    out.map(|_| gst::FlowSuccess::Ok)
+}
+
 /// Faults a test armed for this element (src/faults.rs).
 #[cfg(feature = "fault-injection")]
 fn strike(element: &gst::Element, stream: &mut Stream) {
@@ -654,115 +703,14 @@ fn strike(element: &gst::Element, stream: &mut Stream) {
     }
 }
 
-/// Turns a transcription error into an element error; an abort (flush, stop) is not one.
+/// Turns a stream error into an element error; a cancelled decode (flush, stop) is not one.
 fn result(
     element: &gst::Element,
-    r: Result<Vec<TimedTranscript>, TranscribeError>,
+    r: Result<Vec<TimedTranscript>, StreamError>,
 ) -> Result<Vec<TimedTranscript>, gst::FlowError> {
     match r {
         Ok(t) => Ok(t),
-        Err(TranscribeError::Aborted) => Ok(Vec::new()),
+        Err(e) if e.is_aborted() => Ok(Vec::new()),
         Err(e) => Err(super::stream_error(element, "Transcription failed", e)),
     }
-}
-
-const PROGRESS_CODE: &str = "whisperstt-model-load";
-
-/// Gets the Silero voice detector from the shared cache, posting its model message.
-fn acquire_silero(
-    weak: &gst::glib::WeakRef<gst::Element>,
-    settings: &Settings,
-) -> Result<ModelHandle, ModelError> {
-    let path = locate::resolve(&settings.vad_model)?;
-    let key = ModelKey::silero_vad(&path)?;
-    let (handle, event) = cache::global().acquire_reporting(&key, settings.idle_timeout());
-    if let Some(e) = weak.upgrade() {
-        post_model_event(&e, &event);
-    }
-    handle
-}
-
-/// Resolves (importing if needed) and acquires the model, then creates the stream's whisper
-/// state. Posts the model message, progress messages, and on failure an element error.
-fn load(
-    weak: &gst::glib::WeakRef<gst::Element>,
-    settings: &Settings,
-    key_slot: &Mutex<Option<ModelKey>>,
-) -> Result<Transcriber, String> {
-    let progress = |kind, text: String| {
-        if let Some(e) = weak.upgrade() {
-            let msg = gst::message::Progress::builder(kind, PROGRESS_CODE, &text)
-                .src(&e)
-                .build();
-            let _ = e.post_message(msg);
-        }
-    };
-    progress(
-        gst::ProgressType::Start,
-        format!("Loading Whisper model '{}'", settings.model),
-    );
-    let started = Instant::now();
-    let acquired = (|| -> Result<_, ModelError> {
-        let path = locate::resolve(&settings.model)?;
-        let key = ModelKey::new(&path, settings.device()?, settings.context_options())?;
-        *key_slot.lock().unwrap() = Some(key.clone());
-        Ok(cache::global().acquire_reporting(&key, settings.idle_timeout()))
-    })();
-    let result = match acquired {
-        Ok((handle, event)) => {
-            if let Some(e) = weak.upgrade() {
-                post_model_event(&e, &event);
-            }
-            // With sharing off the model has a private key: watch for that one's release.
-            if let Ok(handle) = &handle {
-                *key_slot.lock().unwrap() = Some(handle.key().clone());
-            }
-            handle.map_err(|e| e.to_string()).and_then(|handle| {
-                let mut transcriber = Transcriber::new(
-                    handle,
-                    &settings.decode_options(),
-                    settings.stream_options(),
-                )
-                .map_err(|e| e.to_string())?;
-                if let (Some(ignored), Some(e)) = (transcriber.ignored_options(), weak.upgrade()) {
-                    gst::element_warning!(
-                        e,
-                        gst::LibraryError::Settings,
-                        (
-                            "Model '{}' is English-only: {} ignored, it transcribes English",
-                            settings.model,
-                            ignored
-                        )
-                    );
-                }
-                if settings.vad && !settings.vad_model.is_empty() {
-                    let silero = acquire_silero(weak, settings).map_err(|e| e.to_string())?;
-                    transcriber.use_silero(silero).map_err(|e| e.to_string())?;
-                }
-                Ok(transcriber)
-            })
-        }
-        Err(e) => Err(e.to_string()),
-    };
-    match &result {
-        Ok(_) => progress(
-            gst::ProgressType::Complete,
-            format!(
-                "Whisper model '{}' ready in {:.0} ms",
-                settings.model,
-                started.elapsed().as_secs_f64() * 1e3
-            ),
-        ),
-        Err(err) => {
-            progress(gst::ProgressType::Error, err.clone());
-            if let Some(e) = weak.upgrade() {
-                gst::element_error!(
-                    e,
-                    gst::ResourceError::OpenRead,
-                    ("Could not load a model: {}", err)
-                );
-            }
-        }
-    }
-    result
 }

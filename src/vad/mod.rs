@@ -11,6 +11,15 @@ pub mod silero;
 use std::collections::VecDeque;
 use std::time::Duration;
 
+/// What can go wrong in voice detection (only the Silero detector can fail).
+#[derive(Debug, thiserror::Error)]
+pub enum VadError {
+    #[error("Silero voice detection failed: {0}")]
+    Silero(#[source] whisper_rs::WhisperError),
+    #[error("Silero gave {got} probabilities for {expected} windows")]
+    WindowCount { got: usize, expected: usize },
+}
+
 pub const FRAME_SAMPLES: usize = 480; // 30 ms at 16 kHz
 const FRAMES_PER_SECOND: usize = 16_000 / FRAME_SAMPLES;
 /// How far back the noise floor looks.
@@ -142,7 +151,8 @@ impl Segmenter {
         }
     }
 
-    pub fn reset(&mut self) {
+    /// Out of speech: the next speech frame starts an utterance.
+    pub fn forget_utterance(&mut self) {
         self.in_speech = false;
         self.silent_frames = 0;
     }
@@ -226,8 +236,8 @@ impl EnergyVad {
     }
 
     /// Forgets the utterance in progress (a flush or a discontinuity); keeps the noise floor.
-    pub fn reset(&mut self) {
-        self.segmenter.reset();
+    pub fn forget_utterance(&mut self) {
+        self.segmenter.forget_utterance();
     }
 }
 
@@ -251,7 +261,8 @@ pub fn dynamic_range_db(audio: &[f32]) -> f32 {
 /// scores blocks of frames, so frames come back with their events a little later.
 pub enum VoiceDetector {
     Energy(EnergyVad),
-    Silero(silero::SileroVad),
+    // Boxed: it holds its model handle and its buffers; one per stream.
+    Silero(Box<silero::SileroVad>),
 }
 
 /// A frame with what the detector made of it.
@@ -259,26 +270,26 @@ pub type Decided = (Vec<f32>, VadEvent);
 
 impl VoiceDetector {
     /// Classifies one frame of `FRAME_SAMPLES`; returns the frames decided by now, in order.
-    pub fn push(&mut self, frame: &[f32]) -> Result<Vec<Decided>, String> {
+    pub fn decide_frame(&mut self, frame: &[f32]) -> Result<Vec<Decided>, VadError> {
         match self {
             VoiceDetector::Energy(vad) => Ok(vec![(frame.to_vec(), vad.process(frame))]),
-            VoiceDetector::Silero(vad) => vad.push(frame),
+            VoiceDetector::Silero(vad) => vad.decide_frame(frame),
         }
     }
 
     /// Decides every frame still waiting (end of stream, a gap).
-    pub fn flush(&mut self) -> Result<Vec<Decided>, String> {
+    pub fn decide_rest(&mut self) -> Result<Vec<Decided>, VadError> {
         match self {
             VoiceDetector::Energy(_) => Ok(Vec::new()),
-            VoiceDetector::Silero(vad) => vad.flush(),
+            VoiceDetector::Silero(vad) => vad.decide_rest(),
         }
     }
 
     /// Forgets the utterance in progress and frames not yet decided.
-    pub fn reset(&mut self) {
+    pub fn forget_utterance(&mut self) {
         match self {
-            VoiceDetector::Energy(vad) => vad.reset(),
-            VoiceDetector::Silero(vad) => vad.reset(),
+            VoiceDetector::Energy(vad) => vad.forget_utterance(),
+            VoiceDetector::Silero(vad) => vad.forget_utterance(),
         }
     }
 

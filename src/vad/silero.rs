@@ -1,19 +1,16 @@
-//! The optional Silero voice detector: whisper.cpp's ggml port of Silero VAD, loaded once
-//! into the model cache and shared by every stream that names the same file.
+//! One stream's Silero voice detector, on a model shared through the model cache
+//! (`crate::model::SileroModel`).
 //!
 //! whisper.cpp scores a whole buffer per call and resets the network's memory at the start of
 //! each, so a stream scores its audio in blocks, each preceded by a second of the audio
 //! before it to warm the network up. Frames are decided once their block is scored: up to a
 //! block (~320 ms) after they arrive.
 
-use super::{Decided, Segmenter, VadConfig, FRAME_SAMPLES};
-use crate::model::cache::ModelHandle;
-use crate::model::{ggml, ModelError};
+use super::{Decided, Segmenter, VadConfig, VadError, FRAME_SAMPLES};
+use crate::model::cache::SileroHandle;
+use crate::model::SileroModel;
 use std::collections::VecDeque;
-use std::path::Path;
-use std::sync::Mutex;
 use std::time::Duration;
-use whisper_rs::{WhisperVadContext, WhisperVadContextParams};
 
 /// Windows scored per call: how long a frame may wait for its decision.
 const BLOCK_WINDOWS: usize = 10;
@@ -23,53 +20,9 @@ const WARMUP_WINDOWS: usize = 32;
 /// threshold that started it.
 const HYSTERESIS: f32 = 0.15;
 
-/// A loaded Silero model. The whisper.cpp context holds its scratch state, so calls take
-/// turns; each is a few milliseconds.
-pub struct SileroModel {
-    context: Mutex<WhisperVadContext>,
-    info: ggml::SileroInfo,
-}
-
-impl SileroModel {
-    pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let info = ggml::inspect_silero(path)?;
-        let mut params = WhisperVadContextParams::new();
-        // Tiny network: more threads cost more in hand-offs than they save.
-        params.set_n_threads(1);
-        params.set_use_gpu(false);
-        let load_error = || ModelError::Load {
-            path: path.to_path_buf(),
-        };
-        let path_str = path.to_str().ok_or_else(load_error)?;
-        let context = WhisperVadContext::new(path_str, params).map_err(|_| load_error())?;
-        Ok(SileroModel {
-            context: Mutex::new(context),
-            info,
-        })
-    }
-
-    pub fn info(&self) -> &ggml::SileroInfo {
-        &self.info
-    }
-
-    /// Samples per probability.
-    pub fn window(&self) -> usize {
-        self.info.window
-    }
-
-    /// The speech probability of each `window()` of `audio` (the last one zero-padded).
-    pub fn probabilities(&self, audio: &[f32]) -> Result<Vec<f32>, String> {
-        let mut context = self.context.lock().unwrap_or_else(|e| e.into_inner());
-        context
-            .detect_speech(audio)
-            .map_err(|e| format!("Silero voice detection failed: {e}"))?;
-        Ok(context.probabilities().to_vec())
-    }
-}
-
 /// One stream's Silero detector.
 pub struct SileroVad {
-    model: ModelHandle,
+    model: SileroHandle,
     config: VadConfig,
     segmenter: Segmenter,
     /// The last scored audio, replayed before the next block.
@@ -86,15 +39,8 @@ pub struct SileroVad {
 }
 
 impl SileroVad {
-    /// `model` must be a `ModelKind::SileroVad` handle.
-    pub fn new(model: ModelHandle, config: VadConfig) -> Result<Self, String> {
-        if model.silero().is_none() {
-            return Err(format!(
-                "{} is not a Silero voice detector",
-                model.key().path.display()
-            ));
-        }
-        Ok(SileroVad {
+    pub fn new(model: SileroHandle, config: VadConfig) -> Self {
+        SileroVad {
             model,
             config,
             segmenter: Segmenter::new(config.min_silence),
@@ -105,11 +51,11 @@ impl SileroVad {
             frames: VecDeque::new(),
             decided_samples: 0,
             scored_samples: 0,
-        })
+        }
     }
 
     fn silero(&self) -> &SileroModel {
-        self.model.silero().expect("checked in new")
+        &self.model
     }
 
     pub fn config(&self) -> &VadConfig {
@@ -125,7 +71,7 @@ impl SileroVad {
         self.frames.iter().map(Vec::len).sum()
     }
 
-    pub fn push(&mut self, frame: &[f32]) -> Result<Vec<Decided>, String> {
+    pub fn decide_frame(&mut self, frame: &[f32]) -> Result<Vec<Decided>, VadError> {
         self.frames.push_back(frame.to_vec());
         self.unscored.extend_from_slice(frame);
         let window = self.silero().window();
@@ -135,7 +81,7 @@ impl SileroVad {
         Ok(self.decide())
     }
 
-    pub fn flush(&mut self) -> Result<Vec<Decided>, String> {
+    pub fn decide_rest(&mut self) -> Result<Vec<Decided>, VadError> {
         let windows = self.unscored.len().div_ceil(self.silero().window());
         self.score(windows)?;
         let out = self.decide();
@@ -144,8 +90,8 @@ impl SileroVad {
         Ok(out)
     }
 
-    pub fn reset(&mut self) {
-        self.segmenter.reset();
+    pub fn forget_utterance(&mut self) {
+        self.segmenter.forget_utterance();
         self.frames.clear();
         self.restart_grid();
     }
@@ -160,7 +106,7 @@ impl SileroVad {
     }
 
     /// Scores the next `windows` windows of unscored audio (zero-padding a short last one).
-    fn score(&mut self, windows: usize) -> Result<(), String> {
+    fn score(&mut self, windows: usize) -> Result<(), VadError> {
         if windows == 0 {
             return Ok(());
         }
@@ -170,13 +116,15 @@ impl SileroVad {
         let warm = input.len() / window;
         input.extend(self.unscored.drain(..take));
         input.resize((warm + windows) * window, 0.0);
-        let probabilities = self.silero().probabilities(&input)?;
+        let probabilities = self
+            .silero()
+            .probabilities(&input)
+            .map_err(VadError::Silero)?;
         if probabilities.len() != warm + windows {
-            return Err(format!(
-                "Silero gave {} probabilities for {} windows",
-                probabilities.len(),
-                warm + windows
-            ));
+            return Err(VadError::WindowCount {
+                got: probabilities.len(),
+                expected: warm + windows,
+            });
         }
         self.probabilities.extend(&probabilities[warm..]);
         self.scored_samples += windows * window;

@@ -1,3 +1,21 @@
+// SPDX-License-Identifier: MIT
+/**
+ * SECTION:element-whispersink
+ * @see_also: whispertranscribe
+ *
+ * Transcribes speech with whisper.cpp and posts each result, partial (live input) or final,
+ * as a `whisperstt-transcript` element message; with `location` it also writes the finals
+ * to a subtitle file (SRT, WebVTT or JSON Lines), flushed after each cue. It takes the same
+ * audio and shares the same plugin-global model cache as whispertranscribe. `sync` defaults
+ * to false: files are transcribed as fast as the CPU allows, live sources pace themselves.
+ *
+ * ## Example pipeline
+ * |[
+ * gst-launch-1.0 -m filesrc location=speech.wav ! decodebin ! audioconvert ! whispersink location=speech.srt
+ * ]|
+ *
+ * Since: 0.1
+ */
 use crate::element::{self, ElementKind, Item, Output, Settings, TimedTranscript, WorkerSlot};
 use crate::subtitles::{Cue, SubtitleFormat, SubtitleWriter};
 use gst::glib;
@@ -19,10 +37,18 @@ static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
     )
 });
 
-#[derive(Default)]
 pub struct WhisperSink {
     settings: Mutex<Settings>,
     worker: WorkerSlot,
+}
+
+impl Default for WhisperSink {
+    fn default() -> Self {
+        WhisperSink {
+            settings: Mutex::default(),
+            worker: WorkerSlot::new(*CAT),
+        }
+    }
 }
 
 /// The worker's results go to the bus, and finals to the subtitle file if there is one.
@@ -115,14 +141,7 @@ impl ObjectImpl for WhisperSink {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let obj = self.obj();
-        element::set_property(
-            obj.upcast_ref(),
-            *CAT,
-            &self.settings,
-            &self.worker,
-            value,
-            pspec,
-        );
+        element::set_property(obj.upcast_ref(), &self.settings, &self.worker, value, pspec);
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
@@ -172,7 +191,6 @@ impl ElementImpl for WhisperSink {
         &self,
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
-        gst::debug!(CAT, imp = self, "{transition:?}");
         let obj = self.obj();
         let element: &gst::Element = obj.upcast_ref();
         // Results go to the bus and the subtitle file.
@@ -197,7 +215,7 @@ impl BaseSinkImpl for WhisperSink {
     fn set_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
         let live = element::upstream_is_live(&self.obj().static_pad("sink").unwrap());
         self.worker
-            .push(Item::Caps {
+            .enqueue(Item::Caps {
                 caps: caps.clone(),
                 live,
             })
@@ -206,17 +224,17 @@ impl BaseSinkImpl for WhisperSink {
     }
 
     fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        self.worker.push(Item::Buffer(buffer.clone()))
+        self.worker.enqueue(Item::Buffer(buffer.clone()))
     }
 
     fn event(&self, event: gst::Event) -> bool {
         match event.view() {
             gst::EventView::Segment(s) => {
-                let _ = self.worker.push(Item::Segment(s.segment().clone()));
+                let _ = self.worker.enqueue(Item::Segment(s.segment().clone()));
             }
             gst::EventView::Gap(g) => {
                 let (pts, duration) = g.get();
-                let _ = self.worker.push(Item::Gap { pts, duration });
+                let _ = self.worker.enqueue(Item::Gap { pts, duration });
             }
             // Transcribe what is pending before the sink reports EOS. Paused meanwhile: the
             // base class needs its preroll lock back, so wait for PLAYING (then go on) in

@@ -1,3 +1,27 @@
+// SPDX-License-Identifier: MIT
+/**
+ * SECTION:element-whispertranscribe
+ * @see_also: whispersink
+ *
+ * Transcribes speech with whisper.cpp into timed UTF-8 text. Audio of any rate and channel
+ * count (S16 or F32) is mixed to 16 kHz mono inside; a voice detector cuts it into
+ * utterances, so silence costs no inference. Each utterance's final goes downstream as text
+ * buffers (one per segment, word or utterance: `output-granularity`) timed on the input's
+ * timeline, followed by the `rstranscribe/final-transcript` custom event; GAP events keep
+ * downstream moving between finals. Every result, partial (live input) or final, is also
+ * posted as a `whisperstt-transcript` element message.
+ *
+ * The model comes from the plugin-global cache: every whisperstt element in the process
+ * that names the same file, device and `flash-attn` shares one loaded copy, loaded off the
+ * state-change path (`whisperstt-model` and progress messages report it).
+ *
+ * ## Example pipeline
+ * |[
+ * gst-launch-1.0 filesrc location=speech.wav ! decodebin ! audioconvert ! whispertranscribe ! fakesink dump=true
+ * ]|
+ *
+ * Since: 0.1
+ */
 use crate::element::{
     self, ElementKind, Granularity, Item, Output, Settings, TimedTranscript, WorkerSlot,
 };
@@ -142,11 +166,11 @@ impl Output for TextOutput {
 
 impl WhisperTranscribe {
     fn sink_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        self.worker.push(Item::Buffer(buffer))
+        self.worker.enqueue(Item::Buffer(buffer))
     }
 
     fn queue(&self, item: Item) -> bool {
-        self.worker.push(item).is_ok()
+        self.worker.enqueue(item).is_ok()
     }
 
     fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
@@ -238,7 +262,7 @@ impl ObjectSubclass for WhisperTranscribe {
             srcpad,
             sinkpad,
             settings: Mutex::default(),
-            worker: WorkerSlot::default(),
+            worker: WorkerSlot::new(*CAT),
         }
     }
 }
@@ -252,14 +276,7 @@ impl ObjectImpl for WhisperTranscribe {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let obj = self.obj();
-        element::set_property(
-            obj.upcast_ref(),
-            *CAT,
-            &self.settings,
-            &self.worker,
-            value,
-            pspec,
-        );
+        element::set_property(obj.upcast_ref(), &self.settings, &self.worker, value, pspec);
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
@@ -320,7 +337,6 @@ impl ElementImpl for WhisperTranscribe {
         &self,
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
-        gst::debug!(CAT, imp = self, "{transition:?}");
         let obj = self.obj();
         let element: &gst::Element = obj.upcast_ref();
         let output = |_: &Settings| -> Result<Box<dyn Output>, gst::StateChangeError> {

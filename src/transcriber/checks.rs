@@ -1,0 +1,143 @@
+//! Checks on what whisper.cpp says, against its classic failures: a decode that loops, and
+//! a short improbable phrase heard in silence ("Thank you.").
+
+use super::segment::Segment;
+use crate::clock::SAMPLE_RATE;
+
+/// Utterances shorter than this whose text is improbable (mean token log-probability under
+/// `IMPROBABLE_LOGPROB`, whisper.cpp's own fallback threshold) are not reported.
+const SHORT_FRAGMENT_SAMPLES: usize = SAMPLE_RATE as usize;
+const IMPROBABLE_LOGPROB: f32 = -1.0;
+
+/// A decode that repeats itself or says far more than the audio could hold: the sign of a
+/// too small encoder context.
+pub(super) fn looks_like_a_loop(segments: &[Segment], samples: usize) -> bool {
+    let words: Vec<String> = segments
+        .iter()
+        .flat_map(|s| s.text.split_whitespace())
+        .map(comparable)
+        .collect();
+    words_look_like_a_loop(&words, samples as f32 / SAMPLE_RATE as f32)
+}
+
+/// More words than `seconds` of speech can hold, the same 3-word phrase three times in a row,
+/// or a phrase of 4 words or more twice in a row (a fitted context tends to say the end of an
+/// utterance again: "four queen of clubs four queen of clubs"; speech rarely does).
+fn words_look_like_a_loop(words: &[String], seconds: f32) -> bool {
+    if words.len() as f32 > 6.0 * seconds + 5.0 {
+        return true;
+    }
+    let thrice = words
+        .windows(9)
+        .any(|w| w[0..3] == w[3..6] && w[3..6] == w[6..9]);
+    thrice || (4..=words.len() / 2).any(|n| words.windows(2 * n).any(|w| w[..n] == w[n..]))
+}
+
+/// Under a second and improbable (mean token log-probability under `IMPROBABLE_LOGPROB`):
+/// Whisper's classic hallucination ("Thank you.", "Bye."), heard in a cough or a silence.
+pub(super) fn improbable_fragment(samples: i64, logprob_sum: f32, tokens: usize) -> bool {
+    samples < SHORT_FRAGMENT_SAMPLES as i64
+        && logprob_sum < IMPROBABLE_LOGPROB * tokens.max(1) as f32
+}
+
+/// Drops a last segment that is Whisper's classic hallucination on the silence after speech
+/// ("Thank you." appended to a sentence): under a second, improbable, and running past the
+/// detector's last speech frame (`speech_end`, samples into the audio; none without a
+/// detector). Seen on the 10-minute benchmark recording: "...printed in black letter. Thank
+/// you." where the "Thank you." segment was 0.54 s at a mean log-probability of -1.11.
+pub(super) fn drop_tail_hallucination(segments: &mut Vec<Segment>, speech_end: Option<usize>) {
+    let Some(last) = segments.last() else {
+        return;
+    };
+    let into_silence = speech_end.is_none_or(|end| last.end > end as i64);
+    let fragment = improbable_fragment(last.end - last.start, last.logprob_sum, last.tokens);
+    if segments.len() > 1 && fragment && into_silence {
+        segments.pop();
+    }
+}
+
+/// Lower-cased words without punctuation, for comparing hypotheses.
+pub(super) fn comparable(word: &str) -> String {
+    word.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_phrases_look_like_loops_and_speech_does_not() {
+        let words =
+            |text: &str| -> Vec<String> { text.split_whitespace().map(comparable).collect() };
+        let looping = [
+            "Four queen of clubs. Four queen of clubs.",
+            "not only by Schofer. Not only by Schofer.",
+            "and then we and then we and then we went",
+            "the the the the the the the the the the the the the the the the the",
+        ];
+        for text in looping {
+            assert!(words_look_like_a_loop(&words(text), 5.0), "{text}");
+        }
+        let speech = [
+            "And so my fellow Americans ask not what your country can do for you, ask what you can do for your country.",
+            "Ten of clubs. Four queen of clubs. Seven of clubs.",
+            "Go forward ten meters, then go forward ten more.",
+            "Printing, in the only sense with which we are at present concerned, differs from most if not from all the arts and crafts represented in the Exhibition",
+        ];
+        for text in speech {
+            assert!(!words_look_like_a_loop(&words(text), 10.0), "{text}");
+        }
+        // Twenty words cannot come out of one second of audio.
+        assert!(words_look_like_a_loop(&words(speech[0]), 1.0));
+    }
+
+    /// The decode of the 10-minute benchmark recording that said "Thank you." after the
+    /// speech, its figures as whisper.cpp gave them (samples, log-probabilities).
+    #[test]
+    fn an_improbable_short_segment_after_the_speech_is_dropped_and_speech_is_kept() {
+        let segment =
+            |text: &str, start: i64, end: i64, mean_logprob: f32, tokens: usize| Segment {
+                text: text.into(),
+                start,
+                end,
+                logprob_sum: mean_logprob * tokens as f32,
+                tokens,
+                no_speech_prob: 0.0,
+                words: Vec::new(),
+            };
+        let sentence = segment(
+            "The first books were printed in black letter.",
+            159040,
+            191040,
+            -0.07,
+            10,
+        );
+        let thanks = segment("Thank you.", 191040, 199680, -1.11, 3);
+        let texts =
+            |segments: &[Segment]| segments.iter().map(|s| s.text.clone()).collect::<Vec<_>>();
+
+        let mut decoded = vec![sentence.clone(), thanks.clone()];
+        drop_tail_hallucination(&mut decoded, Some(194880));
+        assert_eq!(texts(&decoded), [sentence.text.as_str()]);
+        // Without a detector, short and improbable is enough.
+        let mut decoded = vec![sentence.clone(), thanks.clone()];
+        drop_tail_hallucination(&mut decoded, None);
+        assert_eq!(decoded.len(), 1);
+
+        // Kept: a probable tail, a long one, one within the speech, and a lone segment (the
+        // short-fragment rule in `transcript` judges those with the utterance's length).
+        let probable = segment("Thank you.", 191040, 199680, -0.3, 3);
+        let long = segment("and that was all.", 180000, 199680, -1.11, 5);
+        for (tail, speech_end) in [(probable, 194880), (long, 194880), (thanks.clone(), 199680)] {
+            let mut decoded = vec![sentence.clone(), tail.clone()];
+            drop_tail_hallucination(&mut decoded, Some(speech_end));
+            assert_eq!(decoded.len(), 2, "{} {speech_end}", tail.text);
+        }
+        let mut decoded = vec![thanks];
+        drop_tail_hallucination(&mut decoded, Some(0));
+        assert_eq!(decoded.len(), 1);
+    }
+}

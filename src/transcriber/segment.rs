@@ -1,0 +1,27 @@
+//! What a decode gives: whisper.cpp's segments, timed in samples of the decoded audio.
+
+use std::time::Duration;
+
+/// One whisper.cpp segment, with times in samples from the decoded audio's start.
+#[derive(Debug, Clone)]
+pub(super) struct Segment {
+    pub text: String,
+    pub start: i64,
+    pub end: i64,
+    pub logprob_sum: f32,
+    pub tokens: usize,
+    pub no_speech_prob: f32,
+    pub words: Vec<(String, i64, i64, f32)>,
+}
+
+/// What one decode gave, and what it cost.
+#[derive(Debug, Clone)]
+pub(super) struct Decoded {
+    pub segments: Vec<Segment>,
+    pub language: &'static str,
+    pub inference_time: Duration,
+    pub queue_time: Duration,
+    pub threads: u32,
+    /// The scheduler served it after its deadline.
+    pub late: bool,
+}

@@ -1,0 +1,167 @@
+//! The utterance in progress and what its partial decodes agreed on: the state a stream keeps
+//! between voice-detector frames, started afresh for each utterance.
+
+use super::checks::comparable;
+use super::segment::Decoded;
+use super::WINDOW_SAMPLES;
+
+/// A run of pause frames inside an utterance.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PauseRun {
+    /// Samples into the utterance.
+    pub start: usize,
+    pub len: usize,
+    /// Speech frames before it.
+    pub speech_frames: usize,
+}
+
+/// The audio of the utterance being spoken, and where its speech and pauses are.
+pub(super) struct Utterance {
+    pub audio: Vec<f32>,
+    /// Stream position of `audio[0]`.
+    pub start: u64,
+    /// Frames the detector called speech.
+    pub speech_frames: usize,
+    /// Where the detector last heard speech (samples into the utterance).
+    pub speech_end: Option<usize>,
+    /// Pause frames at the end so far.
+    pub pause_frames: usize,
+    /// Where the utterance is cut if it reaches its length limit: its longest pause in the
+    /// second half.
+    pub best_pause: Option<PauseRun>,
+}
+
+impl Utterance {
+    /// None yet; the next begins at stream position `start`.
+    pub fn new(start: u64) -> Self {
+        Utterance {
+            audio: Vec::with_capacity(WINDOW_SAMPLES),
+            start,
+            speech_frames: 0,
+            speech_end: None,
+            pause_frames: 0,
+            best_pause: None,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.audio.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.audio.len()
+    }
+
+    /// An utterance starting with the padding kept before it and its first speech frame,
+    /// which starts at stream position `frame_start`.
+    pub fn begin(padding: impl IntoIterator<Item = f32>, frame_start: u64, frame: &[f32]) -> Self {
+        let mut u = Utterance::new(0);
+        u.audio.extend(padding);
+        u.start = frame_start - u.audio.len() as u64;
+        u.add_speech(frame);
+        u
+    }
+
+    pub fn add_speech(&mut self, frame: &[f32]) {
+        self.audio.extend_from_slice(frame);
+        self.speech_frames += 1;
+        self.pause_frames = 0;
+        self.speech_end = Some(self.audio.len());
+    }
+
+    /// A pause frame; the pause it extends becomes the cut point if it is in the second half
+    /// of `limit` and the longest so far (ties go to the later: the longer first part).
+    pub fn add_pause(&mut self, frame: &[f32], limit: usize) {
+        self.audio.extend_from_slice(frame);
+        self.pause_frames += 1;
+        let len = self.pause_frames * frame.len();
+        let run = PauseRun {
+            start: self.audio.len() - len,
+            len,
+            speech_frames: self.speech_frames,
+        };
+        if run.start >= limit / 2 && self.best_pause.is_none_or(|b| len >= b.len) {
+            self.best_pause = Some(run);
+        }
+    }
+
+    /// Drops the pause the utterance ends in (its last `silence` samples) but `padding`.
+    pub fn trim_pause(&mut self, silence: usize, padding: usize) {
+        let keep = self.len().saturating_sub(silence.saturating_sub(padding));
+        self.audio.truncate(keep.max(1));
+    }
+
+    /// Cuts the utterance in `pause` (which has audio after it), keeping `padding` of it on
+    /// each side, at most half: this utterance ends there, and what follows is returned as the
+    /// start of the next.
+    pub fn split_at(&mut self, pause: PauseRun, padding: usize) -> Utterance {
+        let keep = padding.min(pause.len / 2);
+        let next_start = pause.start + pause.len - keep;
+        let mut rest = Utterance::new(self.start + next_start as u64);
+        rest.audio.extend_from_slice(&self.audio[next_start..]);
+        rest.speech_frames = self.speech_frames.saturating_sub(pause.speech_frames);
+        rest.speech_end = self.speech_end.map(|end| end.saturating_sub(next_start));
+        rest.pause_frames = self.pause_frames;
+        self.audio.truncate(pause.start + keep);
+        self.speech_end = Some(pause.start);
+        self.speech_frames = pause.speech_frames;
+        self.best_pause = None;
+        rest
+    }
+
+    /// Samples into the utterance before which a cut at the length `limit` cannot fall: the
+    /// start of its best pause so far, or the middle of the limit.
+    pub fn earliest_cut(&self, limit: usize) -> usize {
+        self.best_pause.map_or(limit / 2, |p| p.start)
+    }
+}
+
+/// Live mode: the partial decodes of the utterance in progress.
+#[derive(Default)]
+pub(super) struct Partials {
+    /// Utterance length when the last partial decode ran.
+    pub heard: usize,
+    /// The words of the last partial.
+    previous: Vec<String>,
+    /// Leading words reported stable so far.
+    stable: usize,
+    /// The last partial's decode and how many utterance samples it heard: the final when it
+    /// heard all the speech.
+    last: Option<(usize, Decoded)>,
+}
+
+impl Partials {
+    /// Keeps a partial's decode of the first `heard` samples, for the final.
+    pub fn keep(&mut self, heard: usize, decoded: Decoded) {
+        self.last = Some((heard, decoded));
+    }
+
+    /// The last partial's decode, if it heard everything up to `speech_end`: the final need
+    /// not decode again.
+    pub fn into_covering(self, speech_end: Option<usize>) -> Option<Decoded> {
+        self.last
+            .filter(|(heard, _)| speech_end.is_some_and(|end| end <= *heard))
+            .map(|(_, decoded)| decoded)
+    }
+
+    /// The last partial no longer stands for the utterance (it was cut, or decoding changed).
+    pub fn forget_last(&mut self) {
+        self.last = None;
+    }
+
+    /// LocalAgreement-2: the leading words this partial and the previous one agree on are
+    /// stable, but never past `before_cut` words (they may yet go to the next utterance) and
+    /// never fewer than were reported stable already. Returns the stable text.
+    pub fn agree(&mut self, text: &str, before_cut: usize) -> String {
+        let words: Vec<String> = text.split_whitespace().map(String::from).collect();
+        let agreed = words
+            .iter()
+            .zip(&self.previous)
+            .take_while(|(a, b)| comparable(a) == comparable(b))
+            .count();
+        self.stable = self.stable.max(agreed.min(before_cut)).min(words.len());
+        let stable = words[..self.stable].join(" ");
+        self.previous = words;
+        stable
+    }
+}
