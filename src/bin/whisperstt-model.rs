@@ -11,7 +11,8 @@ const USAGE: &str = "usage: whisperstt-model <command>
 commands:
   import [--quantize q8_0] SRC_DIR OUT.bin
                            convert a faster-whisper (CTranslate2) model directory to ggml;
-                           --quantize q8_0 stores the matrices as 8-bit blocks (smaller, faster)
+                           --quantize q8_0 stores the matrices as 8-bit blocks (half the
+                           size; no faster on the CPU here)
   info MODEL               hyper-parameters, weight type and size of a model (file, directory or name)
   list                     the models in the models directory
   fetch NAME               download an official whisper.cpp ggml model into the models directory

@@ -3,18 +3,23 @@
  * SECTION:element-whispersink
  * @see_also: whispertranscribe
  *
- * Transcribes speech with whisper.cpp and posts each result, partial (live input) or final,
- * as a `whisperstt-transcript` element message; with `location` it also writes the finals
- * to a subtitle file (SRT, WebVTT or JSON Lines), flushed after each cue. It takes the same
- * audio and shares the same plugin-global model cache as whispertranscribe. `sync` defaults
- * to false: files are transcribed as fast as the CPU allows, live sources pace themselves.
+ * `whispersink` transcribes speech with whisper.cpp and posts a `whisperstt-transcript` element
+ * message for each result: partials while someone speaks (live input), and a final after each
+ * utterance. With `location` it also writes the finals to a subtitle file (SRT, WebVTT or JSON
+ * Lines), each cue flushed as it comes. It takes 16- or 32-bit audio at any rate and channel count,
+ * and mixes it to 16 kHz mono inside.
  *
- * ## Example pipeline
+ * The model comes from a process-wide cache shared with every other whisperstt element:
+ * a second pipeline on the same model is ready in milliseconds. `sync` defaults to false, so a
+ * file is transcribed as fast as the CPU allows; live sources pace themselves. EOS is posted once
+ * the last final is out.
+ *
+ * Example launch line:
+ *
  * |[
- * gst-launch-1.0 -m filesrc location=speech.wav ! decodebin ! audioconvert ! whispersink location=speech.srt
+ * gst-launch-1.0 -m filesrc location=speech.wav ! decodebin ! audioconvert ! audioresample ! \
+ *     whispersink location=speech.srt
  * ]|
- *
- * Since: 0.1
  */
 use crate::element::{self, ElementKind, Item, Output, Settings, TimedTranscript, WorkerSlot};
 use crate::subtitles::{Cue, SubtitleFormat, SubtitleWriter};

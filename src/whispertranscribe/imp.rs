@@ -3,24 +3,30 @@
  * SECTION:element-whispertranscribe
  * @see_also: whispersink
  *
- * Transcribes speech with whisper.cpp into timed UTF-8 text. Audio of any rate and channel
- * count (S16 or F32) is mixed to 16 kHz mono inside; a voice detector cuts it into
- * utterances, so silence costs no inference. Each utterance's final goes downstream as text
- * buffers (one per segment, word or utterance: `output-granularity`) timed on the input's
- * timeline, followed by the `rstranscribe/final-transcript` custom event; GAP events keep
- * downstream moving between finals. Every result, partial (live input) or final, is also
- * posted as a `whisperstt-transcript` element message.
+ * `whispertranscribe` transcribes speech with whisper.cpp and pushes the text downstream as timed
+ * UTF-8 buffers (`text/x-raw,format=utf8`), each with the PTS and duration of the words it holds
+ * on the input's timeline. It takes 16- or 32-bit audio at any rate and channel count, and mixes
+ * it to 16 kHz mono inside.
  *
- * The model comes from the plugin-global cache: every whisperstt element in the process
- * that names the same file, device and `flash-attn` shares one loaded copy, loaded off the
- * state-change path (`whisperstt-model` and progress messages report it).
+ * A built-in voice detector cuts the audio into utterances; silence and steady noise never reach
+ * whisper.cpp. Each utterance is decoded once when it ends: its *final*, pushed as one buffer per
+ * Whisper segment, per word or per utterance (`output-granularity`) and followed by the custom
+ * downstream event `rstranscribe/final-transcript`, on which gst-plugins-rs's `textaccumulate`
+ * drains. With live input the utterance in progress is also decoded about once a second:
+ * *partials*, posted on the bus only. Between finals the element sends GAP events, so text sinks
+ * preroll at once and `textoverlay` does not hold video back for text that is not coming.
  *
- * ## Example pipeline
+ * Every result is also posted as a `whisperstt-transcript` element message. The model comes from a
+ * process-wide cache shared with every other whisperstt element, and `whisperstt-model` messages
+ * report its loads, reuses and releases.
+ *
+ * Example launch line:
+ *
  * |[
- * gst-launch-1.0 filesrc location=speech.wav ! decodebin ! audioconvert ! whispertranscribe ! fakesink dump=true
+ * gst-launch-1.0 filesrc location=speech.wav ! decodebin ! audioconvert ! audioresample ! \
+ *     whispertranscribe ! overlay.text_sink \
+ *     videotestsrc ! textoverlay name=overlay ! autovideosink
  * ]|
- *
- * Since: 0.1
  */
 use crate::element::{
     self, ElementKind, Granularity, Item, Output, Settings, TimedTranscript, WorkerSlot,
