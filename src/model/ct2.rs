@@ -112,6 +112,36 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    /// One variable: its name, shape, data type and data, checked against each other.
+    fn variable(&mut self) -> Result<(String, Variable), ModelError> {
+        let name = self.string("a variable name")?;
+        let what = format!("variable '{name}'");
+        let path = self.path;
+        let bad = |detail: String| ModelError::invalid(path, format!("{what} {detail}"));
+        let rank = self.u8(&what)? as usize;
+        if rank > 8 {
+            return Err(bad(format!("has rank {rank}")));
+        }
+        let mut dims = Vec::with_capacity(rank);
+        for _ in 0..rank {
+            dims.push(self.u32(&what)? as usize);
+        }
+        let dtype_id = self.u8(&what)?;
+        let dtype = DType::from_id(dtype_id)
+            .ok_or_else(|| bad(format!("has unknown data type {dtype_id}")))?;
+        let nbytes = self.u32(&what)? as usize;
+        let expected = dims
+            .iter()
+            .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d));
+        if expected != Some(nbytes) {
+            return Err(bad(format!(
+                "declares {nbytes} bytes for shape {dims:?} of {dtype:?}"
+            )));
+        }
+        let data = self.take(nbytes, &what)?.to_vec();
+        Ok((name, Variable { dims, dtype, data }))
+    }
+
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], ModelError> {
         if self.data.len() - self.pos < n {
             return Err(ModelError::invalid(
@@ -181,32 +211,8 @@ impl Model {
         }
         let mut variables = BTreeMap::new();
         for _ in 0..count {
-            let name = c.string("a variable name")?;
-            let what = format!("variable '{name}'");
-            let rank = c.u8(&what)? as usize;
-            if rank > 8 {
-                return Err(ModelError::invalid(path, format!("{what} has rank {rank}")));
-            }
-            let mut dims = Vec::with_capacity(rank);
-            for _ in 0..rank {
-                dims.push(c.u32(&what)? as usize);
-            }
-            let dtype_id = c.u8(&what)?;
-            let dtype = DType::from_id(dtype_id).ok_or_else(|| {
-                ModelError::invalid(path, format!("{what} has unknown data type {dtype_id}"))
-            })?;
-            let nbytes = c.u32(&what)? as usize;
-            let expected = dims
-                .iter()
-                .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d));
-            if expected != Some(nbytes) {
-                return Err(ModelError::invalid(
-                    path,
-                    format!("{what} declares {nbytes} bytes for shape {dims:?} of {dtype:?}"),
-                ));
-            }
-            let data = c.take(nbytes, &what)?.to_vec();
-            variables.insert(name, Variable { dims, dtype, data });
+            let (name, variable) = c.variable()?;
+            variables.insert(name, variable);
         }
         let n_aliases = c.u32("the alias table")? as usize;
         if n_aliases > 100_000 {

@@ -294,6 +294,11 @@ struct Reader<R> {
 }
 
 impl<R: Read + Seek> Reader<R> {
+    /// The file is not what it should be: `what` says how.
+    fn bad(&self, what: String) -> ModelError {
+        ModelError::invalid(&self.path, what)
+    }
+
     fn truncated(&self, section: &str) -> ModelError {
         ModelError::invalid(
             &self.path,
@@ -405,21 +410,33 @@ pub fn inspect_bytes(data: &[u8], path: &Path) -> Result<ModelInfo, ModelError> 
 
 fn check_model<R: Read + Seek>(mut r: Reader<R>) -> Result<ModelInfo, ModelError> {
     let hp = header(&mut r)?;
-    let path = r.path.clone();
-    let bad = |what: String| ModelError::invalid(&path, what);
+    skip_mel_filters(&mut r, &hp)?;
+    let n_tokens = skip_vocabulary(&mut r, &hp)?;
+    let n_tensors = check_tensors(&mut r, &hp)?;
+    Ok(ModelInfo {
+        hparams: hp,
+        file_size: r.len,
+        n_tensors,
+        vocab_size: n_tokens,
+    })
+}
 
+fn skip_mel_filters<R: Read + Seek>(r: &mut Reader<R>, hp: &Hparams) -> Result<(), ModelError> {
     let (n_mel, n_fft) = (r.i32("mel filters")?, r.i32("mel filters")?);
     if n_mel != hp.n_mels || n_fft as usize != MEL_BINS {
-        return Err(bad(format!(
+        return Err(r.bad(format!(
             "mel filter bank is {n_mel} x {n_fft}, expected {} x {MEL_BINS}",
             hp.n_mels
         )));
     }
-    r.skip(n_mel as u64 * n_fft as u64 * 4, "mel filters")?;
+    r.skip(n_mel as u64 * n_fft as u64 * 4, "mel filters")
+}
 
+/// The vocabulary's token count, having checked each token's length.
+fn skip_vocabulary<R: Read + Seek>(r: &mut Reader<R>, hp: &Hparams) -> Result<usize, ModelError> {
     let n_tokens = r.i32("vocabulary")?;
     if n_tokens <= 0 || n_tokens > hp.n_vocab {
-        return Err(bad(format!(
+        return Err(r.bad(format!(
             "vocabulary count {n_tokens} is outside 1..={}",
             hp.n_vocab
         )));
@@ -427,72 +444,81 @@ fn check_model<R: Read + Seek>(mut r: Reader<R>) -> Result<ModelInfo, ModelError
     for i in 0..n_tokens {
         let len = r.i32("vocabulary")?;
         if !(0..=1024).contains(&len) {
-            return Err(bad(format!("token {i} has length {len}")));
+            return Err(r.bad(format!("token {i} has length {len}")));
         }
         r.skip(len as u64, "vocabulary")?;
     }
+    Ok(n_tokens as usize)
+}
 
-    let mut expected: std::collections::HashMap<String, Vec<u64>> = expected_tensors(&hp)
+/// Reads every tensor to the end of the file: each must be one a model of this size has,
+/// once, with its shape, and fit the file. Returns how many there are.
+fn check_tensors<R: Read + Seek>(r: &mut Reader<R>, hp: &Hparams) -> Result<usize, ModelError> {
+    let mut expected: std::collections::HashMap<String, Vec<u64>> = expected_tensors(hp)
         .into_iter()
         .map(|t| (t.name, t.ne))
         .collect();
     let n_expected = expected.len();
     let mut n_tensors = 0;
     while r.pos < r.len {
-        let section = "tensor data";
-        let n_dims = r.i32(section)?;
-        let name_len = r.i32(section)?;
-        let type_id = r.i32(section)?;
-        if !(1..=4).contains(&n_dims) || !(1..=256).contains(&name_len) {
-            return Err(bad(format!(
-                "tensor {n_tensors} has {n_dims} dimensions and a {name_len}-byte name"
-            )));
-        }
-        let mut ne = Vec::with_capacity(n_dims as usize);
-        for _ in 0..n_dims {
-            let d = r.i32(section)?;
-            if d <= 0 {
-                return Err(bad(format!("tensor {n_tensors} has dimension {d}")));
-            }
-            ne.push(d as u64);
-        }
-        let name = String::from_utf8(r.bytes(name_len as u64, section)?)
-            .map_err(|_| bad(format!("tensor {n_tensors} has a name that is not UTF-8")))?;
+        let (name, ne, type_id) = tensor_header(r, n_tensors)?;
         let Some(want) = expected.remove(&name) else {
-            return Err(bad(format!(
+            return Err(r.bad(format!(
                 "unexpected or repeated tensor '{name}' for a model of this size"
             )));
         };
         if want != ne {
-            return Err(bad(format!(
+            return Err(r.bad(format!(
                 "tensor '{name}' has shape {ne:?}, expected {want:?}"
             )));
         }
         let ttype = TensorType::from_id(type_id as u32)
-            .ok_or_else(|| bad(format!("tensor '{name}' has unknown type {type_id}")))?;
+            .ok_or_else(|| r.bad(format!("tensor '{name}' has unknown type {type_id}")))?;
         let size = ttype.data_size(ne[0], ne.iter().product()).ok_or_else(|| {
-            bad(format!(
+            r.bad(format!(
                 "tensor '{name}' does not fit its type's block size"
             ))
         })?;
-        r.skip(size, section)?;
+        r.skip(size, "tensor data")?;
         n_tensors += 1;
     }
     if !expected.is_empty() {
         let mut missing: Vec<_> = expected.into_keys().collect();
         missing.sort();
-        return Err(bad(format!(
+        return Err(r.bad(format!(
             "file is truncated or incomplete: {} of {n_expected} tensors missing (first: {})",
             missing.len(),
             missing[0]
         )));
     }
-    Ok(ModelInfo {
-        hparams: hp,
-        file_size: r.len,
-        n_tensors,
-        vocab_size: n_tokens as usize,
-    })
+    Ok(n_tensors)
+}
+
+/// Tensor `index`'s name, shape and type id.
+fn tensor_header<R: Read + Seek>(
+    r: &mut Reader<R>,
+    index: usize,
+) -> Result<(String, Vec<u64>, i32), ModelError> {
+    let section = "tensor data";
+    let n_dims = r.i32(section)?;
+    let name_len = r.i32(section)?;
+    let type_id = r.i32(section)?;
+    if !(1..=4).contains(&n_dims) || !(1..=256).contains(&name_len) {
+        return Err(r.bad(format!(
+            "tensor {index} has {n_dims} dimensions and a {name_len}-byte name"
+        )));
+    }
+    let mut ne = Vec::with_capacity(n_dims as usize);
+    for _ in 0..n_dims {
+        let d = r.i32(section)?;
+        if d <= 0 {
+            return Err(r.bad(format!("tensor {index} has dimension {d}")));
+        }
+        ne.push(d as u64);
+    }
+    let name = String::from_utf8(r.bytes(name_len as u64, section)?)
+        .map_err(|_| r.bad(format!("tensor {index} has a name that is not UTF-8")))?;
+    Ok((name, ne, type_id))
 }
 
 /// What `inspect_silero` learnt about a ggml Silero VAD file.
@@ -517,8 +543,19 @@ pub fn inspect_silero_bytes(data: &[u8], path: &Path) -> Result<SileroInfo, Mode
 }
 
 fn check_silero<R: Read + Seek>(mut r: Reader<R>) -> Result<SileroInfo, ModelError> {
-    let path = r.path.clone();
-    let bad = |what: String| ModelError::invalid(&path, what);
+    let (version, window) = silero_header(&mut r)?;
+    if skip_silero_tensors(&mut r)? == 0 {
+        return Err(r.bad("no tensors: the file is truncated".into()));
+    }
+    Ok(SileroInfo {
+        version,
+        window,
+        file_size: r.len,
+    })
+}
+
+/// The model's version and window, having checked the header and the layer sizes.
+fn silero_header<R: Read + Seek>(r: &mut Reader<R>) -> Result<(String, usize), ModelError> {
     let magic = r.i32("header")? as u32;
     let type_len = r.i32("header")?;
     let model_type = if magic == MAGIC && (1..=64).contains(&type_len) {
@@ -527,29 +564,32 @@ fn check_silero<R: Read + Seek>(mut r: Reader<R>) -> Result<SileroInfo, ModelErr
         String::new()
     };
     if !model_type.starts_with("silero") {
-        return Err(bad(
-            "not a ggml Silero VAD model (such as ggml-silero-v6.2.0.bin)".into(),
-        ));
+        return Err(r.bad("not a ggml Silero VAD model (such as ggml-silero-v6.2.0.bin)".into()));
     }
     let version: Vec<String> = (0..3)
         .map(|_| r.i32("header").map(|v| v.to_string()))
         .collect::<Result<_, _>>()?;
     let (window, context) = (r.i32("header")?, r.i32("header")?);
     if !(64..=8192).contains(&window) || !(0..=8192).contains(&context) {
-        return Err(bad(format!(
+        return Err(r.bad(format!(
             "window {window} and context {context} are not a Silero model's"
         )));
     }
     let layers = r.i32("hyper-parameters")?;
     if !(1..=16).contains(&layers) {
-        return Err(bad(format!("{layers} encoder layers")));
+        return Err(r.bad(format!("{layers} encoder layers")));
     }
     for _ in 0..(layers * 3 + 4) {
         let v = r.i32("hyper-parameters")?;
         if !(1..=65_536).contains(&v) {
-            return Err(bad(format!("layer size {v}")));
+            return Err(r.bad(format!("layer size {v}")));
         }
     }
+    Ok((version.join("."), window as usize))
+}
+
+/// Skips the tensors to the end of the file, each checked to fit it; returns how many.
+fn skip_silero_tensors<R: Read + Seek>(r: &mut Reader<R>) -> Result<usize, ModelError> {
     let mut n_tensors = 0;
     while r.pos < r.len {
         let section = "tensor data";
@@ -558,7 +598,7 @@ fn check_silero<R: Read + Seek>(mut r: Reader<R>) -> Result<SileroInfo, ModelErr
             || !(1..=256).contains(&name_len)
             || !(0..=1).contains(&type_id)
         {
-            return Err(bad(format!(
+            return Err(r.bad(format!(
                 "tensor {n_tensors} has {n_dims} dimensions, a {name_len}-byte name and type {type_id}"
             )));
         }
@@ -566,25 +606,16 @@ fn check_silero<R: Read + Seek>(mut r: Reader<R>) -> Result<SileroInfo, ModelErr
         for _ in 0..n_dims {
             let d = r.i32(section)?;
             if !(1..=1 << 24).contains(&d) {
-                return Err(bad(format!("tensor {n_tensors} has dimension {d}")));
+                return Err(r.bad(format!("tensor {n_tensors} has dimension {d}")));
             }
             elements = elements.saturating_mul(d as u64);
         }
         r.skip(name_len as u64, section)?;
-        r.skip(
-            elements.saturating_mul(if type_id == 0 { 4 } else { 2 }),
-            section,
-        )?;
+        let bytes = elements.saturating_mul(if type_id == 0 { 4 } else { 2 });
+        r.skip(bytes, section)?;
         n_tensors += 1;
     }
-    if n_tensors == 0 {
-        return Err(bad("no tensors: the file is truncated".into()));
-    }
-    Ok(SileroInfo {
-        version: version.join("."),
-        window: window as usize,
-        file_size: r.len,
-    })
+    Ok(n_tensors)
 }
 
 /// How an imported model stores its large matrices.

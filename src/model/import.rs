@@ -202,73 +202,18 @@ pub fn import_dir_reporting(
     weights: WeightType,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<ImportReport, ModelError> {
-    if !src_dir.is_dir() {
-        return Err(ModelError::invalid(src_dir, "not a directory"));
-    }
-    let model_path = src_dir.join("model.bin");
-    if !model_path.is_file() {
-        return Err(ModelError::invalid(
-            src_dir,
-            "faster-whisper model directory has no model.bin",
-        ));
-    }
-    let (vocab_path, tokens) = vocab::read_tokens(src_dir)?;
-    let model = ct2::Model::read(&model_path)?;
-    if model.spec != "WhisperSpec" {
-        return Err(ModelError::invalid(
-            &model_path,
-            format!(
-                "is a CTranslate2 '{}' model, not a Whisper model",
-                model.spec
-            ),
-        ));
-    }
-    let hp = Hparams {
-        ftype: weights.ftype(),
-        ..hparams(&model, &model_path)?
-    };
-    let n_regular = hp.regular_tokens();
-    if tokens.len() < n_regular {
-        return Err(ModelError::invalid(
-            &vocab_path,
-            format!("has {} tokens, the model needs {n_regular}", tokens.len()),
-        ));
-    }
-    let token_bytes = tokens[..n_regular]
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            vocab::decode_token(t).ok_or_else(|| {
-                ModelError::invalid(&vocab_path, format!("token {i} is not a GPT-2 byte token"))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-
+    let source = SourceDir::read(src_dir, weights)?;
     let dir = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, &e))?;
     let tmp = tempfile_in(dir, out);
-    let mut write = || -> Result<(), ModelError> {
-        let file = std::fs::File::create(&tmp).map_err(|e| ModelError::io(&tmp, &e))?;
-        let io = |e: std::io::Error| ModelError::io(&tmp, &e);
-        let mut w = ggml::Writer::new(file, &hp, &mel::filters(hp.n_mels as usize), &token_bytes)
-            .map_err(io)?;
-        let specs = ggml::expected_tensors(&hp);
-        for (i, spec) in specs.iter().enumerate() {
-            let values = tensor_values(&model, spec, &model_path)?;
-            w.tensor(spec, &values).map_err(io)?;
-            progress(i + 1, specs.len());
-        }
-        w.finish().map_err(io)?.sync_all().map_err(io)
-    };
-    if let Err(e) = write() {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
     // Check what was written before anything can load it.
-    if let Err(e) = ggml::inspect(&tmp) {
+    let written = source
+        .write(&tmp, progress)
+        .and_then(|()| ggml::inspect(&tmp).map(|_| ()));
+    if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
@@ -276,10 +221,82 @@ pub fn import_dir_reporting(
     let bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
     Ok(ImportReport {
         output: out.to_path_buf(),
-        hparams: hp,
-        source_type: source_type(&model),
+        hparams: source.hp,
+        source_type: source_type(&source.model),
         bytes,
     })
+}
+
+/// A faster-whisper directory, read and checked: its model, the ggml hyper-parameters it
+/// becomes, and its vocabulary as bytes.
+struct SourceDir {
+    model: ct2::Model,
+    model_path: PathBuf,
+    hp: Hparams,
+    token_bytes: Vec<Vec<u8>>,
+}
+
+impl SourceDir {
+    fn read(src_dir: &Path, weights: WeightType) -> Result<SourceDir, ModelError> {
+        if !src_dir.is_dir() {
+            return Err(ModelError::invalid(src_dir, "not a directory"));
+        }
+        let model_path = src_dir.join("model.bin");
+        if !model_path.is_file() {
+            return Err(ModelError::invalid(
+                src_dir,
+                "faster-whisper model directory has no model.bin",
+            ));
+        }
+        let (vocab_path, tokens) = vocab::read_tokens(src_dir)?;
+        let model = ct2::Model::read(&model_path)?;
+        if model.spec != "WhisperSpec" {
+            let what = format!(
+                "is a CTranslate2 '{}' model, not a Whisper model",
+                model.spec
+            );
+            return Err(ModelError::invalid(&model_path, what));
+        }
+        let hp = Hparams {
+            ftype: weights.ftype(),
+            ..hparams(&model, &model_path)?
+        };
+        let n_regular = hp.regular_tokens();
+        if tokens.len() < n_regular {
+            let what = format!("has {} tokens, the model needs {n_regular}", tokens.len());
+            return Err(ModelError::invalid(&vocab_path, what));
+        }
+        let token_bytes = tokens[..n_regular]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                vocab::decode_token(t).ok_or_else(|| {
+                    ModelError::invalid(&vocab_path, format!("token {i} is not a GPT-2 byte token"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SourceDir {
+            model,
+            model_path,
+            hp,
+            token_bytes,
+        })
+    }
+
+    /// Writes the ggml file to `path`, synced to disk.
+    fn write(&self, path: &Path, progress: &mut dyn FnMut(usize, usize)) -> Result<(), ModelError> {
+        let io = |e: std::io::Error| ModelError::io(path, &e);
+        let file = std::fs::File::create(path).map_err(io)?;
+        let filters = mel::filters(self.hp.n_mels as usize);
+        let mut w = ggml::Writer::new(file, &self.hp, &filters, &self.token_bytes).map_err(io)?;
+        let specs = ggml::expected_tensors(&self.hp);
+        for (i, spec) in specs.iter().enumerate() {
+            let values = tensor_values(&self.model, spec, &self.model_path)?;
+            w.tensor(spec, &values).map_err(io)?;
+            progress(i + 1, specs.len());
+        }
+        w.finish().map_err(io)?.sync_all().map_err(io)
+    }
 }
 
 fn tempfile_in(dir: &Path, out: &Path) -> PathBuf {

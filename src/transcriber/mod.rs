@@ -168,6 +168,32 @@ struct Span {
     is_final: bool,
 }
 
+/// Each segment as a piece of text, and each word, at their times in the stream.
+fn timed_pieces_and_words(
+    segments: &[Segment],
+    at: impl Fn(i64) -> Duration,
+) -> (Vec<Piece>, Vec<Word>) {
+    let pieces = segments
+        .iter()
+        .map(|s| Piece {
+            text: s.text.clone(),
+            start: at(s.start),
+            end: at(s.end.max(s.start)),
+        })
+        .collect();
+    let words = segments
+        .iter()
+        .flat_map(|s| s.words.iter())
+        .map(|(w, t0, t1, p)| Word {
+            text: w.clone(),
+            start: at(*t0),
+            end: at(*t1),
+            probability: *p,
+        })
+        .collect();
+    (pieces, words)
+}
+
 /// The result for a decode of `span`, or `None` when there is no text or it is an improbable
 /// fragment (a hallucination on a cough).
 fn transcript(decoded: Decoded, span: &Span) -> Option<Transcript> {
@@ -189,24 +215,7 @@ fn transcript(decoded: Decoded, span: &Span) -> Option<Transcript> {
         .map(|s| s.text.as_str())
         .collect::<Vec<_>>()
         .join(" ");
-    let pieces = segments
-        .iter()
-        .map(|s| Piece {
-            text: s.text.clone(),
-            start: at(s.start),
-            end: at(s.end.max(s.start)),
-        })
-        .collect();
-    let words = segments
-        .iter()
-        .flat_map(|s| s.words.iter())
-        .map(|(w, t0, t1, p)| Word {
-            text: w.clone(),
-            start: at(*t0),
-            end: at(*t1),
-            probability: *p,
-        })
-        .collect();
+    let (pieces, words) = timed_pieces_and_words(&segments, at);
     Some(Transcript {
         is_final: span.is_final,
         utterance_id: span.utterance_id,
