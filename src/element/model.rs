@@ -4,7 +4,9 @@
 
 use super::settings::StartConfig;
 use crate::model::cache::{self, CachedModel, ModelAction, ModelEvent, ModelHandle, Subscription};
-use crate::model::{locate, ModelError, ModelKey, ModelKind, SileroModel, WhisperModel};
+use crate::model::{
+    locate, IdleTimeout, ModelError, ModelKey, ModelKind, SileroModel, WhisperModel,
+};
 use crate::scheduler::DecodeSlot;
 use crate::transcriber::{TranscribeError, Transcriber};
 use gst::prelude::*;
@@ -118,11 +120,11 @@ impl ModelWatch {
         element: &gst::Element,
         name: &str,
         key_of: impl FnOnce(&std::path::Path) -> Result<ModelKey, ModelError>,
-        config: &StartConfig,
+        idle_timeout: Option<IdleTimeout>,
     ) -> Result<ModelHandle<M>, ModelError> {
         let key = key_of(&locate::resolve(name)?)?;
         gst::debug!(CAT, obj = element, "acquiring {} as {:?}", name, key);
-        let (handle, event) = cache::global().acquire_reporting::<M>(&key, config.idle_timeout);
+        let (handle, event) = cache::global().acquire_reporting::<M>(&key, idle_timeout);
         self.acquired(element, &event);
         handle
     }
@@ -171,7 +173,8 @@ fn build_transcriber(
     slot: DecodeSlot,
 ) -> Result<Transcriber, LoadError> {
     let whisper_key = |path: &std::path::Path| ModelKey::new(path, config.device, config.context);
-    let model = watch.acquire::<WhisperModel>(element, &config.model, whisper_key, config)?;
+    let idle = config.idle_timeout;
+    let model = watch.acquire::<WhisperModel>(element, &config.model, whisper_key, idle)?;
     let mut transcriber = Transcriber::new(model, &config.decode, config.stream.clone(), slot)?;
     if let Some(ignored) = transcriber.ignored_options() {
         gst::element_warning!(
@@ -186,7 +189,7 @@ fn build_transcriber(
     }
     if let Some(vad_model) = &config.vad_model {
         let silero =
-            watch.acquire::<SileroModel>(element, vad_model, ModelKey::silero_vad, config)?;
+            watch.acquire::<SileroModel>(element, vad_model, ModelKey::silero_vad, idle)?;
         transcriber.use_silero(silero);
     }
     Ok(transcriber)
