@@ -155,6 +155,12 @@ pub fn load(
             progress(gst::ProgressType::Complete, &done);
         }
         Err(err) => {
+            gst::error!(
+                CAT,
+                obj = element,
+                "could not load '{}': {err}",
+                config.model
+            );
             progress(gst::ProgressType::Error, &err.to_string());
             gst::element_error!(
                 element,

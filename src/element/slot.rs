@@ -148,6 +148,7 @@ pub fn set_property(
     let s = match changed {
         Ok(s) => s,
         Err(e) => {
+            gst::warning!(worker.cat, obj = element, "'{}' refused: {e}", pspec.name());
             refuse_property(element, pspec, &e);
             return;
         }

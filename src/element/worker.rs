@@ -381,7 +381,7 @@ fn run(start: Start) {
         };
         let result = handle(&mut stream, item, work.caught_up, &mut current);
         let lag_ns = shared.queue.lock().unwrap().queued_ns;
-        overload.check(&element, &stream, lag_ns, &settings);
+        overload.check(&element, shared.cat, &stream, lag_ns, &settings);
         // Flushing is not an error of the stream: the next item after the flush goes on.
         if let Err(e) = result.filter_flushing() {
             let mut q = shared.queue.lock().unwrap();
@@ -428,7 +428,14 @@ const OVERLOAD_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 const OVERLOAD_WARNING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl OverloadWatch {
-    fn check(&mut self, element: &gst::Element, stream: &Stream, lag_ns: u64, settings: &Settings) {
+    fn check(
+        &mut self,
+        element: &gst::Element,
+        cat: gst::DebugCategory,
+        stream: &Stream,
+        lag_ns: u64,
+        settings: &Settings,
+    ) {
         let latency = settings.latency();
         if !stream.is_live() || lag_ns <= latency.nseconds() {
             self.behind_since = None;
@@ -447,6 +454,12 @@ impl OverloadWatch {
         }
         self.warned_at = Some(Instant::now());
         let lag = gst::ClockTime::from_nseconds(lag_ns);
+        gst::warning!(
+            cat,
+            obj = element,
+            "overloaded: {} ms behind real time",
+            lag.mseconds()
+        );
         let (model, device) = stream.model_and_device();
         let details = gst::Structure::builder("whisperstt-overload")
             .field("model", model)
@@ -538,6 +551,13 @@ impl Current<'_> {
         }
         let allowed = self.settings.latency_ms as u64 + self.settings.lateness_ms as u64;
         if delay.mseconds() > allowed {
+            gst::warning!(
+                self.shared.cat,
+                obj = self.element,
+                "final of utterance {} came {} ms after it ended",
+                t.transcript.utterance_id,
+                delay.mseconds()
+            );
             let details = gst::Structure::builder("whisperstt-late")
                 .field("delay", delay)
                 .field("latency", self.settings.latency())
@@ -596,6 +616,12 @@ fn handle(
                 }
                 other => result(element, other)?,
             };
+            gst::debug!(
+                current.shared.cat,
+                obj = element,
+                "{segment:?}; {} finals of the timeline before it go out first",
+                finals.len()
+            );
             // The old timeline's last text goes out before the new segment.
             for mut t in finals {
                 current.transcript(&mut t)?;
@@ -605,9 +631,22 @@ fn handle(
         }
         Item::Buffer(buffer) => transcribe(stream, &buffer, caught_up, current)?,
         // Passed on as the settled time moving, after the text the gap completes.
-        Item::Gap { pts, duration } => result(element, stream.gap(pts, duration))?,
+        Item::Gap { pts, duration } => {
+            let (at, lasting) = (pts.display(), duration.display());
+            gst::log!(
+                current.shared.cat,
+                obj = element,
+                "gap at {at} for {lasting}"
+            );
+            result(element, stream.gap(pts, duration))?
+        }
         Item::Drain(ticket) => return drain(stream, ticket, current),
         Item::Reset => {
+            gst::debug!(
+                current.shared.cat,
+                obj = element,
+                "flushed: pending audio dropped"
+            );
             stream.forget_stream();
             current.shared.cancel.resume();
             Vec::new()
@@ -678,6 +717,13 @@ fn drain(
     current: &mut Current,
 ) -> Result<gst::FlowSuccess, gst::FlowError> {
     let out = result(current.element, stream.drain()).and_then(|mut finals| {
+        let (cat, element) = (current.shared.cat, current.element);
+        gst::debug!(
+            cat,
+            obj = element,
+            "end of stream: {} last finals",
+            finals.len()
+        );
         finals
             .iter_mut()
             .try_for_each(|t| current.transcript(t).map(|_| ()))
