@@ -274,3 +274,39 @@ fn shared_jfk_word_for_word() {
     assert_eq!(t.inference_calls(), 1);
     assert!(out.iter().all(|s| s.is_final));
 }
+
+/// Without a voice detector the stream is cut into 30 s windows; live, each window's partials
+/// are timed from where the window starts, as its final is (they were timed from the stream's
+/// start after the first window).
+#[test]
+fn without_a_detector_partials_are_timed_in_their_window() {
+    let _alone = alone();
+    // The LibriVox recordings (24 s) twice.
+    let once: Vec<f32> = common::pocketsphinx_clips()
+        .into_iter()
+        .filter(|(p, _)| p.to_string_lossy().contains("librivox"))
+        .flat_map(|(path, _)| common::read_audio(&path))
+        .collect();
+    let audio = [once.clone(), once].concat();
+    assert!(audio.len() > 40 * 16_000, "{} s", audio.len() / 16_000);
+    let options = gstwhisperstt::transcriber::StreamOptions {
+        live: true,
+        vad: None,
+        ..Default::default()
+    };
+    let mut t = common::transcriber_with(&common::model_path(), options);
+    let out = feed(&mut t, &audio);
+    let second: Vec<&Transcript> = out.iter().filter(|r| r.utterance_id == 1).collect();
+    let partials = second.iter().filter(|r| !r.is_final).count();
+    assert!(partials >= 1, "no partial of the second window: {out:?}");
+    for r in &second {
+        assert!(
+            r.start >= Duration::from_secs(30) && r.end <= Duration::from_secs(61),
+            "{} {:?}..{:?}: {}",
+            if r.is_final { "final" } else { "partial" },
+            r.start,
+            r.end,
+            r.text
+        );
+    }
+}

@@ -128,6 +128,7 @@ pub fn set_property(
     value: &gst::glib::Value,
     pspec: &gst::glib::ParamSpec,
 ) {
+    let mut restart = false;
     if !pspec.flags().contains(gst::PARAM_FLAG_MUTABLE_PLAYING) {
         // A sink prerolling is still READY, on its way to PAUSED: running already.
         match element.current_state().max(element.pending_state()) {
@@ -135,7 +136,7 @@ pub fn set_property(
                 refuse_property(element, pspec, &PropertyError::NotWhilePlaying);
                 return;
             }
-            gst::State::Ready => worker.restart.store(true, Ordering::Relaxed),
+            gst::State::Ready => restart = true,
             _ => {}
         }
     }
@@ -160,6 +161,10 @@ pub fn set_property(
         pspec.name(),
         value
     );
+    // Read at start, and the worker started with the old value: it starts again.
+    if restart {
+        worker.restart.store(true, Ordering::Relaxed);
+    }
     worker.with(|w| w.update(s));
 }
 

@@ -22,10 +22,9 @@ pub const IDLE_TIMEOUT_ENV: &str = "WHISPERSTT_MODEL_IDLE_TIMEOUT";
 /// A kind of model the cache can hold.
 pub trait CachedModel: Send + Sync + Sized + 'static {
     const KIND: ModelKind;
-    /// Loads the file `key` names, checking it first (whisper.cpp may crash on a bad one).
+    /// Loads the file `key` names, checking it first (whisper.cpp may crash on a bad one) and
+    /// that it is still the file the key describes.
     fn load(key: &ModelKey) -> Result<Self, ModelError>;
-    /// The size of the file it was loaded from.
-    fn file_size(&self) -> u64;
 }
 
 pub type WhisperHandle = ModelHandle<WhisperModel>;
@@ -133,16 +132,6 @@ impl ModelAction {
     }
 }
 
-impl From<Acquisition> for ModelAction {
-    fn from(a: Acquisition) -> Self {
-        match a {
-            Acquisition::Loaded => ModelAction::Loaded,
-            Acquisition::Joined => ModelAction::Joined,
-            Acquisition::Reused => ModelAction::Reused,
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct ModelEvent {
     pub action: ModelAction,
@@ -227,7 +216,8 @@ enum Entry {
 
 /// What an acquisition found in the table.
 enum Found {
-    Ready(Loaded),
+    /// Loaded: the handle is taken, and reported as this event.
+    Ready(Loaded, ModelEvent),
     /// Another request is loading it.
     Loading(Arc<Pending>),
     /// Nobody is: this request loads it.
@@ -274,9 +264,11 @@ impl Table {
         }
     }
 
+    /// A failed acquisition holds no handle, whatever else holds the key.
     fn failed_event(&self, key: &ModelKey, error: ModelError) -> ModelEvent {
         ModelEvent {
             error: Some(error),
+            live_handles: 0,
             ..self.event(ModelAction::Failed, key, None)
         }
     }
@@ -291,7 +283,9 @@ impl Table {
             }) => {
                 *handles += 1;
                 *deadline = None;
-                Found::Ready(loaded.clone())
+                let loaded = loaded.clone();
+                let event = self.event(ModelAction::Reused, key, Some(loaded.load_time));
+                Found::Ready(loaded, event)
             }
             Some(Entry::Loading { pending, waiters }) => {
                 *waiters += 1;
@@ -530,12 +524,6 @@ fn load_model<M: CachedModel>(key: &ModelKey) -> LoadResult {
                 path: key.path.clone(),
             })
         })?;
-    if model.file_size() != key.size {
-        return Err(ModelError::invalid(
-            &key.path,
-            "file changed while being loaded",
-        ));
-    }
     Ok(Loaded {
         model: Arc::new(model),
         load_time: start.elapsed(),
@@ -633,9 +621,9 @@ impl ModelCache {
         }
         let found = self.inner.table.lock().unwrap().find_or_start(&key);
         let (result, event) = match found {
-            Found::Ready(loaded) => self.took(&key, loaded, Acquisition::Reused),
+            Found::Ready(loaded, event) => (Ok((loaded, Acquisition::Reused)), event),
             Found::Loading(pending) => match pending.wait() {
-                Ok(loaded) => self.took(&key, loaded, Acquisition::Joined),
+                Ok(loaded) => self.joined(&key, loaded),
                 // The loader reported the failure to subscribers already.
                 Err(e) => {
                     let event = self
@@ -677,16 +665,15 @@ impl ModelCache {
         }
     }
 
-    /// A handle taken on a model that is loaded: its event.
-    fn took(
+    /// A handle taken on a model another request loaded (its loader counted it): its event.
+    fn joined(
         &self,
         key: &ModelKey,
         loaded: Loaded,
-        how: Acquisition,
     ) -> (Result<(Loaded, Acquisition), ModelError>, ModelEvent) {
         let t = self.inner.table.lock().unwrap();
-        let event = t.event(how.into(), key, Some(loaded.load_time));
-        (Ok((loaded, how)), event)
+        let event = t.event(ModelAction::Joined, key, Some(loaded.load_time));
+        (Ok((loaded, Acquisition::Joined)), event)
     }
 
     /// Runs the load this request started, then hands the outcome to everyone waiting on it.

@@ -105,6 +105,17 @@ impl ModelKey {
         })
     }
 
+    /// Whether the file, as checked (`file_size` bytes), is still the one this key describes.
+    pub fn unchanged(&self, file_size: u64) -> Result<(), ModelError> {
+        match file_size == self.size {
+            true => Ok(()),
+            false => Err(ModelError::invalid(
+                &self.path,
+                "file changed while being loaded",
+            )),
+        }
+    }
+
     /// The key for a ggml Silero VAD file (it runs on the CPU: it is tiny).
     pub fn silero_vad(path: &Path) -> Result<Self, ModelError> {
         Ok(ModelKey {

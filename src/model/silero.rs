@@ -19,6 +19,7 @@ impl CachedModel for SileroModel {
     fn load(key: &ModelKey) -> Result<Self, ModelError> {
         let path = &key.path;
         let info = ggml::inspect_silero(path)?;
+        key.unchanged(info.file_size)?;
         let mut params = WhisperVadContextParams::new();
         // Tiny network: more threads cost more in hand-offs than they save.
         params.set_n_threads(1);
@@ -30,10 +31,6 @@ impl CachedModel for SileroModel {
             context: Mutex::new(context),
             info,
         })
-    }
-
-    fn file_size(&self) -> u64 {
-        self.info.file_size
     }
 }
 

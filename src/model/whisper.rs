@@ -19,6 +19,7 @@ impl CachedModel for WhisperModel {
     fn load(key: &ModelKey) -> Result<Self, ModelError> {
         // whisper.cpp may crash on a damaged file: check the whole structure first.
         let info = ggml::inspect(&key.path)?;
+        key.unchanged(info.file_size)?;
         crate::logging::log_engine_build();
         let mut params = WhisperContextParameters::default();
         params.flash_attn(key.options.flash_attn);
@@ -35,10 +36,6 @@ impl CachedModel for WhisperModel {
             info,
             states: StatePool::default(),
         })
-    }
-
-    fn file_size(&self) -> u64 {
-        self.info.file_size
     }
 }
 

@@ -10,7 +10,7 @@ use crate::model::cache::WhisperHandle;
 use crate::scheduler::DecodeSlot;
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::AtomicBool;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use whisper_rs::{FullParams, SamplingStrategy, WhisperState};
 
 /// whisper.cpp skips input under 100 ms and reads out of bounds under 201 samples; shorter
@@ -159,6 +159,9 @@ pub(super) struct Decoder {
     /// The previous final's tokens, with `carry_context`.
     pub context_tokens: Vec<c_int>,
     pub calls: u64,
+    /// Samples of audio whisper.cpp was given so far (a loop's full-context retry counts
+    /// twice: it is decoded twice).
+    pub decoded_samples: u64,
     #[cfg(feature = "fault-injection")]
     pub inject_inference_error: bool,
 }
@@ -181,6 +184,7 @@ impl Decoder {
             prompt_tokens: Vec::new(),
             context_tokens: Vec::new(),
             calls: 0,
+            decoded_samples: 0,
             #[cfg(feature = "fault-injection")]
             inject_inference_error: false,
         };
@@ -320,28 +324,31 @@ impl Decoder {
             .acquire(self.options.threads.max(1), deadline, &self.slot.cancel)
             .ok_or(TranscribeError::Aborted)?;
         let started = Instant::now();
-        let (segments, language) = self.run_whisper(audio, audio_ctx, permit.threads())?;
+        let (segments, language, inference_time) =
+            self.run_whisper(audio, audio_ctx, permit.threads())?;
         Ok(Decoded {
             segments,
             language,
-            inference_time: started.elapsed(),
+            inference_time,
             queue_time: started.duration_since(queued),
             threads: permit.threads(),
             late: permit.late,
         })
     }
 
-    /// One whisper.cpp call on `threads` threads: the segments and the language it used.
+    /// One whisper.cpp call on `threads` threads: the segments, the language it used, and the
+    /// time whisper.cpp took.
     fn run_whisper(
         &mut self,
         audio: &[f32],
         audio_ctx: i32,
         threads: u32,
-    ) -> Result<(Vec<Segment>, &'static str), TranscribeError> {
+    ) -> Result<(Vec<Segment>, &'static str, Duration), TranscribeError> {
         if self.slot.cancel.is_cancelled() {
             return Err(TranscribeError::Aborted);
         }
         self.calls += 1;
+        self.decoded_samples += audio.len() as u64;
         let prompt = self.prompt();
         let mut params: FullParams<'static, '_> = self.params.clone();
         if audio_ctx > 0 {
@@ -359,8 +366,10 @@ impl Decoder {
         }
         params.set_tokens(&prompt);
         // Lent while the caller holds its permit: no more states than decodes the budget allows.
+        let started = Instant::now();
         let mut state = self.model.lend_state().map_err(TranscribeError::State)?;
         let result = state.full(params, audio);
+        let inference_time = started.elapsed();
         if self.slot.cancel.is_cancelled() {
             return Err(TranscribeError::Aborted);
         }
@@ -369,7 +378,8 @@ impl Decoder {
             "auto" => whisper_rs::get_lang_str(state.full_lang_id_from_state()).unwrap_or("auto"),
             l => l,
         };
-        Ok((self.segments(&state, audio.len() as i64), language))
+        let segments = self.segments(&state, audio.len() as i64);
+        Ok((segments, language, inference_time))
     }
 
     fn segments(&self, state: &WhisperState, audio_samples: i64) -> Vec<Segment> {

@@ -301,6 +301,11 @@ impl Transcriber {
         self.decoder.calls
     }
 
+    /// Audio whisper.cpp was given so far (short audio counts padded to a second).
+    pub fn decoded_audio(&self) -> Duration {
+        samples_to_duration(self.decoder.decoded_samples)
+    }
+
     /// Samples pushed so far.
     pub fn position(&self) -> u64 {
         let undecided = self.vad.as_ref().map_or(0, |v| v.undecided_samples());
@@ -585,10 +590,7 @@ impl Transcriber {
             return Ok(Vec::new());
         }
         let span = Span {
-            start: match self.vad {
-                Some(_) => utterance.start,
-                None => self.position - utterance.len() as u64,
-            },
+            start: self.start_of(&utterance),
             len: utterance.len(),
             utterance_id: self.next_utterance,
             is_final: true,
@@ -616,6 +618,15 @@ impl Transcriber {
             self.decoder.remember(&t.text);
         }
         Ok(result.into_iter().collect())
+    }
+
+    /// Where `utterance` starts in the stream. Without a detector it is the last audio, and
+    /// it is worked out from the clock: a gap may have moved the clock since it began.
+    fn start_of(&self, utterance: &Utterance) -> u64 {
+        match self.vad {
+            Some(_) => utterance.start,
+            None => self.position - utterance.len() as u64,
+        }
     }
 
     /// When a decode is due, for the scheduler. Live: a final within the latency (less the
@@ -665,7 +676,7 @@ impl Transcriber {
             .map(|s| s.text.split_whitespace().count())
             .sum();
         let span = Span {
-            start: self.utterance.start,
+            start: self.start_of(&self.utterance),
             len: audio.len(),
             utterance_id: self.next_utterance,
             is_final: false,
