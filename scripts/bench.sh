@@ -5,8 +5,9 @@
 # Needs ../shared/corpus (the speech corpus). `scripts/bench.sh --quick`: shorter live runs;
 # `scripts/bench.sh files [SYSTEM...]`: the file-mode table only; `scripts/bench.sh load
 # [--quick]`: file mode and 1, 4, 8 live streams beside competing load (busy loops, a video
-# encode, one core). WHISPERSTT_BENCH_PROPS adds whisperstt element properties (to try
-# settings side by side).
+# encode, one core); `scripts/bench.sh noise [--quick]`: speech in noise, quiet and
+# reverberant, and noise alone, with and without each system's voice detector.
+# WHISPERSTT_BENCH_PROPS adds whisperstt element properties (to try settings side by side).
 set -eu
 cd "$(dirname "$0")/.."
 scripts/setup.sh >&2

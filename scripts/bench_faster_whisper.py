@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """faster-whisper's side of scripts/bench.sh: transcribes each file of a JSON list with the
 same tiny.en weights (the CTranslate2 directory whisperstt imports from), greedy, and prints
-one JSON line: load and transcription seconds, peak RSS, texts."""
+one JSON line: load and transcription seconds, peak RSS, texts. A fifth argument `vad` turns
+on faster-whisper's own Silero voice filter (vad_filter=True)."""
 import json
 import resource
 import sys
@@ -10,6 +11,7 @@ import time
 from faster_whisper import WhisperModel
 
 model_dir, compute_type, threads, files_json = sys.argv[1:5]
+vad_filter = sys.argv[5:6] == ["vad"]
 files = json.load(open(files_json))
 
 started = time.monotonic()
@@ -19,7 +21,7 @@ load = time.monotonic() - started
 started = time.monotonic()
 texts = []
 for path in files:
-    segments, _ = model.transcribe(path, beam_size=1, language="en")
+    segments, _ = model.transcribe(path, beam_size=1, language="en", vad_filter=vad_filter)
     texts.append(" ".join(s.text.strip() for s in segments))
 seconds = time.monotonic() - started
 

@@ -7,11 +7,13 @@
 //! and (with matplotlib) `target/bench/live.png`; what each system said, beside the reference,
 //! goes to `target/bench/transcripts/`. `bench --quick` runs a shorter live part;
 //! `bench files [SYSTEM...]` only the file-mode table (e.g. `bench files whisperstt`);
-//! `bench load [--quick]` file mode and 1, 4, 8 live streams beside competing load.
+//! `bench load [--quick]` file mode and 1, 4, 8 live streams beside competing load;
+//! `bench noise [--quick]` speech in noise, quiet and reverberant, and noise alone (noise.rs).
 //! `WHISPERSTT_BENCH_PROPS` adds element properties to whisperstt's pipelines, to try them.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../../tests/common/mod.rs"]
 mod common;
+mod noise;
 
 use common::load::Neighbours;
 use gst::prelude::*;
@@ -22,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Inference threads per stream for every system (the machine's cores here).
-fn threads() -> u32 {
+pub(crate) fn threads() -> u32 {
     std::env::var("WHISPERSTT_BENCH_THREADS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -52,6 +54,10 @@ fn main() {
             load_table(args.iter().any(|a| a == "--quick"));
             return;
         }
+        Some("noise") => {
+            noise::table(args.iter().any(|a| a == "--quick"));
+            return;
+        }
         _ => {
             orchestrate(args.iter().any(|a| a == "--quick"), None);
             return;
@@ -60,7 +66,7 @@ fn main() {
     println!("{out}");
 }
 
-fn bench_dir() -> PathBuf {
+pub(crate) fn bench_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -413,7 +419,7 @@ fn write_transcripts(
     std::fs::write(dir.join(format!("{}.txt", slug(system))), out).unwrap();
 }
 
-fn write_wav(path: &Path, samples: &[f32]) {
+pub(crate) fn write_wav(path: &Path, samples: &[f32]) {
     let data: Vec<u8> = samples
         .iter()
         .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes())
@@ -436,7 +442,7 @@ fn write_wav(path: &Path, samples: &[f32]) {
 }
 
 /// Runs a measuring process and reads the JSON it prints last.
-fn measure(mut cmd: Command) -> Value {
+pub(crate) fn measure(mut cmd: Command) -> Value {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().rev().find(|l| l.starts_with('{'));
@@ -631,7 +637,7 @@ fn orchestrate(quick: bool, files_only: Option<&[String]>) {
     );
 }
 
-fn fw(python: &str, script: &Path, ct2: &Path, compute: &str, list: &Path) -> Command {
+pub(crate) fn fw(python: &str, script: &Path, ct2: &Path, compute: &str, list: &Path) -> Command {
     let mut cmd = Command::new(python);
     cmd.arg(script)
         .arg(ct2)

@@ -356,6 +356,7 @@ pub fn transcriber_wer(model: &Path, clips: &[(PathBuf, String)]) -> f64 {
     errors as f64 / words as f64
 }
 
+pub mod degrade;
 pub mod load;
 pub mod pipeline;
 pub mod report;
