@@ -6,7 +6,8 @@
 # `scripts/bench.sh files [SYSTEM...]`: the file-mode table only; `scripts/bench.sh load
 # [--quick]`: file mode and 1, 4, 8 live streams beside competing load (busy loops, a video
 # encode, one core); `scripts/bench.sh noise [--quick]`: speech in noise, quiet and
-# reverberant, and noise alone, with and without each system's voice detector.
+# reverberant, and noise alone, with and without each system's voice detector;
+# `scripts/bench.sh languages`: the multilingual corpus on Whisper base (language=auto).
 # WHISPERSTT_BENCH_PROPS adds whisperstt element properties (to try settings side by side).
 set -eu
 cd "$(dirname "$0")/.."

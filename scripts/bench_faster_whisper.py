@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """faster-whisper's side of scripts/bench.sh: transcribes each file of a JSON list with the
 same tiny.en weights (the CTranslate2 directory whisperstt imports from), greedy, and prints
-one JSON line: load and transcription seconds, peak RSS, texts. A fifth argument `vad` turns
-on faster-whisper's own Silero voice filter (vad_filter=True)."""
+one JSON line: load and transcription seconds, peak RSS, texts. After the file list, `vad`
+turns on faster-whisper's own Silero voice filter (vad_filter=True), and `auto` detects the
+language (else English) and adds the languages found to the output."""
 import json
 import resource
 import sys
@@ -11,7 +12,9 @@ import time
 from faster_whisper import WhisperModel
 
 model_dir, compute_type, threads, files_json = sys.argv[1:5]
-vad_filter = sys.argv[5:6] == ["vad"]
+flags = sys.argv[5:]
+vad_filter = "vad" in flags
+language = None if "auto" in flags else "en"
 files = json.load(open(files_json))
 
 started = time.monotonic()
@@ -20,9 +23,11 @@ load = time.monotonic() - started
 
 started = time.monotonic()
 texts = []
+languages = []
 for path in files:
-    segments, _ = model.transcribe(path, beam_size=1, language="en", vad_filter=vad_filter)
+    segments, info = model.transcribe(path, beam_size=1, language=language, vad_filter=vad_filter)
     texts.append(" ".join(s.text.strip() for s in segments))
+    languages.append(info.language)
 seconds = time.monotonic() - started
 
 print(json.dumps({
@@ -30,4 +35,5 @@ print(json.dumps({
     "seconds": seconds,
     "rss_peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     "texts": texts,
+    "languages": languages,
 }))

@@ -8,11 +8,13 @@
 //! goes to `target/bench/transcripts/`. `bench --quick` runs a shorter live part;
 //! `bench files [SYSTEM...]` only the file-mode table (e.g. `bench files whisperstt`);
 //! `bench load [--quick]` file mode and 1, 4, 8 live streams beside competing load;
-//! `bench noise [--quick]` speech in noise, quiet and reverberant, and noise alone (noise.rs).
+//! `bench noise [--quick]` speech in noise, quiet and reverberant, and noise alone (noise.rs);
+//! `bench languages` the multilingual corpus on Whisper base (languages.rs).
 //! `WHISPERSTT_BENCH_PROPS` adds element properties to whisperstt's pipelines, to try them.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
+mod languages;
 mod noise;
 
 use common::load::Neighbours;
@@ -56,6 +58,10 @@ fn main() {
         }
         Some("noise") => {
             noise::table(args.iter().any(|a| a == "--quick"));
+            return;
+        }
+        Some("languages") => {
+            languages::table();
             return;
         }
         _ => {
