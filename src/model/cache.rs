@@ -607,33 +607,18 @@ impl ModelCache {
         key: &ModelKey,
         idle_timeout: Option<IdleTimeout>,
     ) -> (Result<ModelHandle<M>, ModelError>, ModelEvent) {
-        let key = self.key_for_request(key);
         if key.kind != M::KIND {
             let what = format!("is {}, not {}", key.kind, M::KIND);
-            let error = ModelError::invalid(&key.path, what);
-            let event = self
-                .inner
-                .table
-                .lock()
-                .unwrap()
-                .failed_event(&key, error.clone());
-            return (Err(error), event);
+            return self.failed(key, ModelError::invalid(&key.path, what));
         }
+        let key = self.key_for_request(key);
         let found = self.inner.table.lock().unwrap().find_or_start(&key);
         let (result, event) = match found {
             Found::Ready(loaded, event) => (Ok((loaded, Acquisition::Reused)), event),
             Found::Loading(pending) => match pending.wait() {
                 Ok(loaded) => self.joined(&key, loaded),
                 // The loader reported the failure to subscribers already.
-                Err(e) => {
-                    let event = self
-                        .inner
-                        .table
-                        .lock()
-                        .unwrap()
-                        .failed_event(&key, e.clone());
-                    return (Err(e), event);
-                }
+                Err(e) => return self.failed(&key, e),
             },
             Found::Absent(pending) => self.load::<M>(&key, &pending),
         };
@@ -651,6 +636,21 @@ impl ModelCache {
             acquisition,
         });
         (handle, event)
+    }
+
+    /// An acquisition that failed with `error`, reported to the caller (not to subscribers).
+    fn failed<M: CachedModel>(
+        &self,
+        key: &ModelKey,
+        error: ModelError,
+    ) -> (Result<ModelHandle<M>, ModelError>, ModelEvent) {
+        let event = self
+            .inner
+            .table
+            .lock()
+            .unwrap()
+            .failed_event(key, error.clone());
+        (Err(error), event)
     }
 
     /// The key itself, or with sharing off a key of its own (a private copy).

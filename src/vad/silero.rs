@@ -8,7 +8,6 @@
 
 use super::{Decided, Segmenter, VadConfig, VadError, FRAME_SAMPLES};
 use crate::model::cache::SileroHandle;
-use crate::model::SileroModel;
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -54,10 +53,6 @@ impl SileroVad {
         }
     }
 
-    fn silero(&self) -> &SileroModel {
-        &self.model
-    }
-
     pub fn config(&self) -> &VadConfig {
         &self.config
     }
@@ -74,7 +69,7 @@ impl SileroVad {
     pub fn decide_frame(&mut self, frame: &[f32]) -> Result<Vec<Decided>, VadError> {
         self.frames.push_back(frame.to_vec());
         self.unscored.extend_from_slice(frame);
-        let window = self.silero().window();
+        let window = self.model.window();
         if self.unscored.len() >= BLOCK_WINDOWS * window {
             self.score(self.unscored.len() / window)?;
         }
@@ -82,7 +77,7 @@ impl SileroVad {
     }
 
     pub fn decide_rest(&mut self) -> Result<Vec<Decided>, VadError> {
-        let windows = self.unscored.len().div_ceil(self.silero().window());
+        let windows = self.unscored.len().div_ceil(self.model.window());
         self.score(windows)?;
         let out = self.decide();
         // The padded last window broke the window grid: the next audio starts a new one.
@@ -110,16 +105,13 @@ impl SileroVad {
         if windows == 0 {
             return Ok(());
         }
-        let window = self.silero().window();
+        let window = self.model.window();
         let take = (windows * window).min(self.unscored.len());
         let mut input = std::mem::take(&mut self.warmup);
         let warm = input.len() / window;
         input.extend(self.unscored.drain(..take));
         input.resize((warm + windows) * window, 0.0);
-        let probabilities = self
-            .silero()
-            .probabilities(&input)
-            .map_err(VadError::Silero)?;
+        let probabilities = self.model.probabilities(&input).map_err(VadError::Silero)?;
         if probabilities.len() != warm + windows {
             return Err(VadError::WindowCount {
                 got: probabilities.len(),
@@ -137,7 +129,7 @@ impl SileroVad {
     /// them is over the threshold (or, inside an utterance, over the threshold less the
     /// hysteresis).
     fn decide(&mut self) -> Vec<Decided> {
-        let window = self.silero().window();
+        let window = self.model.window();
         let mut out = Vec::new();
         while let Some(len) = self.frames.front().map(Vec::len) {
             let (start, end) = (self.decided_samples, self.decided_samples + len);
