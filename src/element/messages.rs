@@ -38,6 +38,7 @@ pub fn transcript_message(element: &gst::Element, t: &TimedTranscript) -> gst::M
         .field("queue-time", clock_time(tr.queue_time))
         .field("threads", tr.threads)
         .field("audio-duration", clock_time(tr.audio_duration))
+        .field("rejected-audio", clock_time(tr.rejected_audio))
         .field("lag", t.lag)
         .field("model", t.model.as_str())
         .field("device", t.device.as_str())

@@ -152,6 +152,7 @@ pub enum ElementKind {
 
 /// The read-only property both elements update as finals come.
 pub const MAX_OBSERVED_DELAY: &str = "max-observed-delay";
+pub const REJECTED_AUDIO: &str = "rejected-audio";
 
 impl Settings {
     pub fn properties(kind: ElementKind) -> Vec<glib::ParamSpec> {
@@ -328,6 +329,15 @@ impl Settings {
                 .default_value(0)
                 .read_only()
                 .build(),
+            glib::ParamSpecUInt64::builder(REJECTED_AUDIO)
+                .nick("Rejected audio")
+                .blurb(
+                    "Audio in ms the voice detector heard over the noise floor and did not \
+                     transcribe in this run, as not speech (notifies when it grows; each \
+                     stretch is logged at DEBUG with its time and why)",
+                )
+                .read_only()
+                .build(),
             glib::ParamSpecBoolean::builder("vad")
                 .nick("Voice detection")
                 .blurb("Cut the audio into utterances with the built-in voice detector, so silence and steady noise cost no inference; off: fixed 30 s windows")
@@ -348,7 +358,8 @@ impl Settings {
                 .nick("Voice detection threshold")
                 .blurb(
                     "0..1: built-in detector: how far above the noise floor speech must be \
-                     (0.5 = 12 dB); Silero: the speech probability. Higher ignores more",
+                     (0.5 = 12 dB over a wandering floor, down to 3 dB over a steady one); \
+                     Silero: the speech probability. Higher ignores more",
                 )
                 .minimum(0.0)
                 .maximum(1.0)

@@ -2,14 +2,14 @@
 
 use super::model::ModelWatch;
 use super::settings::{self, PropertyError, Settings};
-use super::worker::{Item, Output, Worker};
+use super::worker::{Item, Output, RunCounters, Worker};
 use super::LOG_DOMAIN;
 use gst::prelude::*;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// An element's worker, from NULL -> READY to READY -> NULL, the watch that reports its
-/// models for as long as the element lives, and the delay of finals it observed.
+/// models for as long as the element lives, and what its read-only properties report.
 pub struct WorkerSlot {
     /// The element's debug category, which its worker logs in too.
     cat: gst::DebugCategory,
@@ -18,7 +18,7 @@ pub struct WorkerSlot {
     /// value: it starts again at READY -> PAUSED.
     restart: AtomicBool,
     models: Mutex<Option<Arc<ModelWatch>>>,
-    max_delay_ms: Arc<AtomicU32>,
+    counters: Arc<RunCounters>,
 }
 
 impl WorkerSlot {
@@ -28,7 +28,7 @@ impl WorkerSlot {
             worker: Mutex::default(),
             restart: AtomicBool::new(false),
             models: Mutex::default(),
-            max_delay_ms: Arc::default(),
+            counters: Arc::default(),
         }
     }
 
@@ -48,13 +48,13 @@ impl WorkerSlot {
             .unwrap()
             .get_or_insert_with(|| Arc::new(ModelWatch::new(element)))
             .clone();
-        self.max_delay_ms.store(0, Ordering::Relaxed);
+        self.counters.reset();
         let worker = Worker::start(
             element,
             self.cat,
             &settings,
             models,
-            self.max_delay_ms.clone(),
+            self.counters.clone(),
             output,
         );
         *self.worker.lock().unwrap() = Some(Arc::new(worker));
@@ -195,8 +195,22 @@ pub fn property(
     worker: &WorkerSlot,
     pspec: &gst::glib::ParamSpec,
 ) -> gst::glib::Value {
-    if pspec.name() == settings::MAX_OBSERVED_DELAY {
-        return worker.max_delay_ms.load(Ordering::Relaxed).to_value();
+    match pspec.name() {
+        settings::MAX_OBSERVED_DELAY => {
+            return worker
+                .counters
+                .max_delay_ms
+                .load(Ordering::Relaxed)
+                .to_value()
+        }
+        settings::REJECTED_AUDIO => {
+            return worker
+                .counters
+                .rejected_ms
+                .load(Ordering::Relaxed)
+                .to_value()
+        }
+        _ => {}
     }
     settings.lock().unwrap().get(pspec)
 }

@@ -4,7 +4,9 @@
 
 use super::convert::{ConvertError, Converter};
 use crate::clock::{duration_to_samples, samples_to_duration};
-use crate::transcriber::{DecodeOptions, PartialDecodes, TranscribeError, Transcriber, Transcript};
+use crate::transcriber::{
+    DecodeOptions, PartialDecodes, Rejected, TranscribeError, Transcriber, Transcript,
+};
 use gst::ClockTime;
 use std::time::Duration;
 
@@ -72,8 +74,17 @@ fn time_to_samples(t: ClockTime) -> u64 {
     duration_to_samples(Duration::from_nanos(t.nseconds()))
 }
 
+/// A stretch the voice detector rejected, on the input's timeline.
+pub struct TimedRejection {
+    pub pts: ClockTime,
+    pub end: ClockTime,
+    pub rejected: Rejected,
+}
+
 pub struct Stream {
     transcriber: Transcriber,
+    /// Rejected stretches placed on the timeline, not yet logged.
+    rejections: Vec<TimedRejection>,
     /// From the negotiated audio to 16 kHz mono f32.
     converter: Option<Converter>,
     segment: gst::FormattedSegment<ClockTime>,
@@ -92,6 +103,7 @@ impl Stream {
             model: key.path.to_string_lossy().into_owned(),
             device: key.device.to_string(),
             transcriber,
+            rejections: Vec::new(),
             converter: None,
             segment: gst::FormattedSegment::new(),
             origin: None,
@@ -299,8 +311,27 @@ impl Stream {
         self.origin = None;
     }
 
-    fn place(&self, transcripts: Vec<Transcript>) -> Vec<TimedTranscript> {
+    /// Audio the voice detector rejected so far in this stream.
+    pub fn rejected_audio(&self) -> Duration {
+        self.transcriber.rejected_audio()
+    }
+
+    /// The stretches the voice detector rejected since the last call.
+    pub fn take_rejections(&mut self) -> Vec<TimedRejection> {
+        std::mem::take(&mut self.rejections)
+    }
+
+    /// Puts the transcriber's results (and its rejections) on the input's timeline; called
+    /// after each transcriber call, before the timeline may move.
+    fn place(&mut self, transcripts: Vec<Transcript>) -> Vec<TimedTranscript> {
         let origin = self.origin.unwrap_or(ClockTime::ZERO);
+        let rejected = self.transcriber.take_rejected().into_iter();
+        self.rejections
+            .extend(rejected.map(|rejected| TimedRejection {
+                pts: origin + super::clock_time(rejected.start),
+                end: origin + super::clock_time(rejected.end),
+                rejected,
+            }));
         transcripts
             .into_iter()
             .map(|transcript| {

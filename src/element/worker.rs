@@ -9,7 +9,7 @@ use super::Settings;
 use crate::scheduler::{CancelToken, DecodeSlot};
 use gst::prelude::*;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
@@ -103,13 +103,29 @@ struct Queue {
     flow: Option<gst::FlowError>,
 }
 
+/// What an element's read-only properties report of its current run (READY -> PAUSED on).
+#[derive(Debug, Default)]
+pub struct RunCounters {
+    /// Live input: the longest delay of a final after its utterance's end, in ms.
+    pub max_delay_ms: AtomicU32,
+    /// Audio the voice detector rejected, in ms.
+    pub rejected_ms: AtomicU64,
+}
+
+impl RunCounters {
+    pub fn reset(&self) {
+        self.max_delay_ms.store(0, Ordering::Relaxed);
+        self.rejected_ms.store(0, Ordering::Relaxed);
+    }
+}
+
 struct Shared {
     queue: Mutex<Queue>,
     changed: Condvar,
     /// Settings changed while running, not yet applied.
     update: Mutex<Option<Settings>>,
-    /// Live input: the longest delay of a final after its utterance's end, in ms.
-    max_delay_ms: Arc<AtomicU32>,
+    /// What the read-only properties report of this run.
+    counters: Arc<RunCounters>,
     /// Stops the stream's decodes (a flush, a stop).
     cancel: CancelToken,
     /// The transcriber exists: the model is loaded.
@@ -141,14 +157,14 @@ impl Worker {
         cat: gst::DebugCategory,
         settings: &Settings,
         watch: Arc<ModelWatch>,
-        max_delay_ms: Arc<AtomicU32>,
+        counters: Arc<RunCounters>,
         output: Box<dyn Output>,
     ) -> Worker {
         let shared = Arc::new(Shared {
             queue: Mutex::default(),
             changed: Condvar::new(),
             update: Mutex::default(),
-            max_delay_ms,
+            counters,
             cancel: CancelToken::new(),
             loaded: AtomicBool::new(false),
             cat,
@@ -544,6 +560,7 @@ impl Current<'_> {
         let delay_ms = delay.mseconds().min(u32::MAX as u64) as u32;
         let previous = self
             .shared
+            .counters
             .max_delay_ms
             .fetch_max(delay_ms, Ordering::Relaxed);
         if delay_ms > previous {
@@ -656,6 +673,7 @@ fn handle(
             Vec::new()
         }
     };
+    log_rejections(stream, current);
     for t in &mut transcripts {
         current.transcript(t)?;
     }
@@ -716,7 +734,9 @@ fn drain(
     ticket: u64,
     current: &mut Current,
 ) -> Result<gst::FlowSuccess, gst::FlowError> {
-    let out = result(current.element, stream.drain()).and_then(|mut finals| {
+    let drained = result(current.element, stream.drain());
+    log_rejections(stream, current);
+    let out = drained.and_then(|mut finals| {
         let (cat, element) = (current.shared.cat, current.element);
         gst::debug!(
             cat,
@@ -746,6 +766,32 @@ fn strike(element: &gst::Element, stream: &mut Stream) {
     }
     if take(&element.name(), Fault::WorkerStall) {
         std::thread::sleep(crate::faults::STALL);
+    }
+}
+
+/// Logs and counts what the voice detector threw away, so that speech it loses is never
+/// silent.
+fn log_rejections(stream: &mut Stream, current: &Current) {
+    let rejections = stream.take_rejections();
+    for r in &rejections {
+        gst::debug!(
+            current.shared.cat,
+            obj = current.element,
+            "voice detector rejected {:.2} s of audio at {} .. {}: {}",
+            r.rejected.audio.as_secs_f64(),
+            r.pts,
+            r.end,
+            r.rejected.reason.describe()
+        );
+    }
+    if !rejections.is_empty() {
+        let ms = stream.rejected_audio().as_millis().min(u64::MAX as u128) as u64;
+        current
+            .shared
+            .counters
+            .rejected_ms
+            .store(ms, Ordering::Relaxed);
+        current.element.notify(super::settings::REJECTED_AUDIO);
     }
 }
 

@@ -390,10 +390,7 @@ impl Decoder {
             let Some(seg) = state.get_segment(i) else {
                 continue;
             };
-            let text = seg
-                .to_str_lossy()
-                .map(|t| t.trim().to_string())
-                .unwrap_or_default();
+            let text = seg.to_bytes().map(readable).unwrap_or_default();
             let mut segment = Segment {
                 text,
                 start: clamp(seg.start_timestamp()),
@@ -403,16 +400,19 @@ impl Decoder {
                 no_speech_prob: seg.no_speech_probability(),
                 words: Vec::new(),
             };
+            // A word's bytes: a character outside ASCII may span tokens.
+            let mut word_bytes: Vec<Vec<u8>> = Vec::new();
             for j in 0..seg.n_tokens() {
                 match seg.get_token(j) {
-                    Some(tok) if tok.token_id() < eot => self.add_token(&mut segment, &tok, clamp),
+                    Some(tok) if tok.token_id() < eot => {
+                        self.add_token(&mut segment, &mut word_bytes, &tok, clamp)
+                    }
                     _ => {}
                 }
             }
-            segment
-                .words
-                .iter_mut()
-                .for_each(|w| w.0 = w.0.trim().to_string());
+            for (word, bytes) in segment.words.iter_mut().zip(&word_bytes) {
+                word.0 = readable(bytes);
+            }
             segment.words.retain(|w| !w.0.is_empty());
             out.push(segment);
         }
@@ -420,10 +420,12 @@ impl Decoder {
     }
 
     /// Counts a text token's probability into its segment and, with word timestamps, joins
-    /// it to the word it continues (a token without a leading space).
+    /// it to the word it continues (a token without a leading space); `word_bytes` holds
+    /// each word's bytes, made text once the word is whole.
     fn add_token(
         &self,
         segment: &mut Segment,
+        word_bytes: &mut Vec<Vec<u8>>,
         tok: &whisper_rs::WhisperToken,
         clamp: impl Fn(i64) -> i64,
     ) {
@@ -433,18 +435,18 @@ impl Decoder {
         if !self.options.word_timestamps {
             return;
         }
-        let piece = tok
-            .to_str_lossy()
-            .map(|s| s.into_owned())
-            .unwrap_or_default();
+        let piece = tok.to_bytes().unwrap_or_default();
         let (t0, t1) = (clamp(data.t0), clamp(data.t1));
-        match segment.words.last_mut() {
-            Some(w) if !piece.starts_with(' ') => {
-                w.0.push_str(&piece);
+        match (segment.words.last_mut(), word_bytes.last_mut()) {
+            (Some(w), Some(bytes)) if !piece.starts_with(b" ") => {
+                bytes.extend_from_slice(piece);
                 w.2 = w.2.max(t1);
                 w.3 = w.3.min(data.p);
             }
-            _ => segment.words.push((piece, t0, t1, data.p)),
+            _ => {
+                segment.words.push((String::new(), t0, t1, data.p));
+                word_bytes.push(piece.to_vec());
+            }
         }
     }
 }
@@ -485,6 +487,15 @@ fn dc_offset(audio: &[f32]) -> Option<f32> {
     const NOTICEABLE: f32 = 0.01;
     let mean = audio.iter().map(|&s| s as f64).sum::<f64>() / audio.len().max(1) as f64;
     (mean.abs() as f32 > NOTICEABLE).then_some(mean as f32)
+}
+
+/// whisper.cpp's bytes as text: trimmed, without the pieces of a character a segment or a
+/// word was cut in (whisper.cpp's tokens are bytes; on music it may emit half a '♪').
+fn readable(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .replace(char::REPLACEMENT_CHARACTER, "")
+        .trim()
+        .to_string()
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 
 mod checks;
 mod decoder;
+mod rejected;
 mod segment;
 mod utterance;
 
@@ -18,16 +19,19 @@ pub use crate::clock::SAMPLE_RATE;
 pub use decoder::{
     default_threads, language_for_bcp47, whisper_language, DecodeOptions, MAX_BEAM_SIZE,
 };
+pub use rejected::Rejected;
 
 use crate::clock::{duration_to_samples, samples_to_duration};
 use crate::model::cache::{SileroHandle, WhisperHandle};
 use crate::scheduler::DecodeSlot;
+use crate::vad::evidence::{NotSpeech, SpeechEvidence};
 use crate::vad::silero::SileroVad;
 use crate::vad::{
-    dynamic_range_db, EnergyVad, VadConfig, VadError, VadEvent, VoiceDetector, FRAME_SAMPLES,
+    EnergyVad, VadConfig, VadError, VadEvent, VoiceDetector, FRAME_SAMPLES, MAX_ONSET_SAMPLES,
 };
 use checks::{drop_tail_hallucination, improbable_fragment};
 use decoder::Decoder;
+use rejected::Rejections;
 use segment::{Decoded, Segment};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -46,8 +50,12 @@ const FILE_MODE_MIN_SILENCE: Duration = Duration::from_secs(2);
 const FILE_MODE_MAX_UTTERANCE: Duration = Duration::from_secs(20);
 /// An utterance with less speech than this (a click, a cough) is dropped without inference.
 const MIN_SPEECH_FRAMES: usize = 5;
-/// Audio flatter than this is steady noise, not speech: dropped without inference.
-const MIN_SPEECH_DYNAMIC_RANGE_DB: f32 = 10.0;
+/// An utterance shorter than this is judged speech or not together with the audio before it:
+/// a second of music passes for speech one time in six, two seconds almost never. A partial
+/// waits until there is this much to judge (only at a stream's start is there less).
+const EVIDENCE_SAMPLES: usize = 2 * SAMPLE_RATE as usize;
+/// The most padding an utterance starts with: `vad-padding`'s maximum (2 s) and the onset.
+const MAX_PREROLL: usize = 2 * SAMPLE_RATE as usize + MAX_ONSET_SAMPLES;
 /// The scheduler's deadline for file-mode decodes (see `Transcriber::deadline`).
 const FILE_DEADLINE: Duration = Duration::from_secs(30);
 /// Live: a pause this long after speech the last partial did not hear brings the next partial
@@ -149,6 +157,8 @@ pub struct Transcript {
     pub threads: u32,
     /// Length of the audio that decode saw.
     pub audio_duration: Duration,
+    /// Audio of this stream the voice detector rejected so far (`Transcriber::take_rejected`).
+    pub rejected_audio: Duration,
 }
 
 /// A partial is due by the cadence (`partial_interval` of new audio), or early: a pause
@@ -242,6 +252,7 @@ fn transcript(decoded: Decoded, span: &Span) -> Option<Transcript> {
         queue_time: decoded.queue_time,
         threads: decoded.threads,
         audio_duration: samples_to_duration(span.len as u64),
+        rejected_audio: Duration::ZERO,
         text,
     })
 }
@@ -256,11 +267,15 @@ pub struct Transcriber {
     carry: Vec<f32>,
     /// Recent silence kept to pad the start of the next utterance.
     preroll: VecDeque<f32>,
+    /// The last few seconds of audio, utterances or not: what a short utterance is judged
+    /// with (`EVIDENCE_SAMPLES`).
+    history: VecDeque<f32>,
     utterance: Utterance,
     partials: Partials,
     next_utterance: u64,
     late_decodes: u64,
     partials_shed: u64,
+    rejected: Rejections,
 }
 
 impl Transcriber {
@@ -282,11 +297,13 @@ impl Transcriber {
             position: 0,
             carry: Vec::with_capacity(FRAME_SAMPLES),
             preroll: VecDeque::new(),
+            history: VecDeque::new(),
             utterance: Utterance::new(0),
             partials: Partials::default(),
             next_utterance: 0,
             late_decodes: 0,
             partials_shed: 0,
+            rejected: Rejections::default(),
         };
         t.set_live(options.live);
         Ok(t)
@@ -475,12 +492,38 @@ impl Transcriber {
     pub fn partials_shed(&self) -> u64 {
         self.partials_shed
     }
+
+    /// Audio the voice detector rejected so far: heard over the noise floor, not decoded.
+    pub fn rejected_audio(&self) -> Duration {
+        self.rejected.total()
+    }
+
+    /// The stretches rejected since the last call, each complete (for a log).
+    pub fn take_rejected(&mut self) -> Vec<Rejected> {
+        self.rejected.take()
+    }
 }
 
 /// The cutting policy: frames the detector decided, utterances ending, partials and finals.
 impl Transcriber {
     /// One frame the detector decided on, in stream order.
     fn frame(
+        &mut self,
+        frame: &[f32],
+        event: VadEvent,
+    ) -> Result<Vec<Transcript>, TranscribeError> {
+        let out = self.decide(frame, event);
+        self.history.extend(frame);
+        let excess = self
+            .history
+            .len()
+            .saturating_sub(EVIDENCE_SAMPLES + MAX_PREROLL);
+        self.history.drain(..excess);
+        out
+    }
+
+    /// What `frame` means for the utterance in progress.
+    fn decide(
         &mut self,
         frame: &[f32],
         event: VadEvent,
@@ -495,10 +538,25 @@ impl Transcriber {
         match event {
             // After an utterance was ended at a pause (files), speech goes on as a new one.
             VadEvent::SpeechStart | VadEvent::Speech if !in_utterance => {
-                self.utterance = Utterance::begin(self.preroll.drain(..), frame_start, frame);
+                // Padding before where the speech began, which may be before this frame.
+                let onset = self.vad.as_ref().map_or(0, |v| v.onset_samples());
+                let keep = self.preroll.len().min(padding + onset);
+                let older = self.preroll.len() - keep;
+                let padding: Vec<f32> = self.preroll.drain(..).skip(older).collect();
+                let before = self.history.len().saturating_sub(keep);
+                let from = before.saturating_sub(EVIDENCE_SAMPLES);
+                let heard = self.history.range(from..before).copied().collect();
+                self.utterance = Utterance::begin(heard, &padding, frame_start, frame);
                 Ok(Vec::new())
             }
             VadEvent::Silence => {
+                self.keep_preroll(frame, padding);
+                Ok(Vec::new())
+            }
+            VadEvent::NoiseEnded(frames) => {
+                let len = frames * FRAME_SAMPLES;
+                let start = frame_start.saturating_sub(len as u64);
+                self.rejected.add(start, len, NotSpeech::Unvoiced);
                 self.keep_preroll(frame, padding);
                 Ok(Vec::new())
             }
@@ -525,10 +583,11 @@ impl Transcriber {
         }
     }
 
-    /// Keeps the last `padding` of silence to start the next utterance with.
+    /// Keeps the last `padding` of silence (and the frames a start may reach back to) to
+    /// start the next utterance with.
     fn keep_preroll(&mut self, frame: &[f32], padding: usize) {
         self.preroll.extend(frame);
-        while self.preroll.len() > padding {
+        while self.preroll.len() > padding + MAX_ONSET_SAMPLES {
             self.preroll.pop_front();
         }
     }
@@ -572,23 +631,42 @@ impl Transcriber {
         out
     }
 
-    /// With the voice detector on: whether the utterance holds enough speech-like audio to
-    /// be worth an inference (clicks and steady noise are not).
-    fn worth_decoding(&self) -> bool {
-        self.vad.is_none()
-            || (self.utterance.speech_frames >= MIN_SPEECH_FRAMES
-                && dynamic_range_db(&self.utterance.audio) >= MIN_SPEECH_DYNAMIC_RANGE_DB)
+    /// With the voice detector on: whether the utterance is speech enough to be worth an
+    /// inference (clicks, steady noise, babble, machinery and held tones are not). A
+    /// `partial` needs `EVIDENCE_SAMPLES` to judge by; a final takes what there is.
+    fn worth_decoding(&self, partial: bool) -> Result<(), NotSpeech> {
+        if self.vad.is_none() {
+            return Ok(());
+        }
+        let u = &self.utterance;
+        if u.speech_frames < MIN_SPEECH_FRAMES {
+            return Err(NotSpeech::TooShort);
+        }
+        let short_by = EVIDENCE_SAMPLES.saturating_sub(u.len());
+        if partial && short_by > u.before.len() {
+            return Err(NotSpeech::TooShort);
+        }
+        if short_by == 0 || u.before.is_empty() {
+            return SpeechEvidence::of(&u.audio).verdict();
+        }
+        let before = &u.before[u.before.len().saturating_sub(short_by)..];
+        SpeechEvidence::of(&[before, &u.audio].concat()).verdict()
     }
 
     /// Ends the utterance in progress: decodes it (or takes the partial that heard all of
     /// it) and returns its final. The next utterance starts where this one ends.
     fn finish_utterance(&mut self) -> Result<Vec<Transcript>, TranscribeError> {
-        let worth = !self.utterance.is_empty() && self.worth_decoding();
-        let utterance = std::mem::replace(&mut self.utterance, Utterance::new(self.position));
-        let partials = std::mem::take(&mut self.partials);
-        if !worth {
+        if self.utterance.is_empty() {
             return Ok(Vec::new());
         }
+        let worth = self.worth_decoding(false);
+        let utterance = std::mem::replace(&mut self.utterance, Utterance::new(self.position));
+        let partials = std::mem::take(&mut self.partials);
+        if let Err(reason) = worth {
+            self.rejected.add(utterance.start, utterance.len(), reason);
+            return Ok(Vec::new());
+        }
+        self.rejected.close();
         let span = Span {
             start: self.start_of(&utterance),
             len: utterance.len(),
@@ -611,13 +689,22 @@ impl Transcriber {
         if let (Some(end), Some(last)) = (speech_end, decoded.segments.last_mut()) {
             last.end = (end as i64).max(last.start);
         }
-        let result = transcript(decoded, &span);
+        let result = self.transcript(decoded, &span);
         if let Some(t) = &result {
             // Only a final that was kept settles the language: not a dropped fragment.
             self.decoder.settle_language(language);
             self.decoder.remember(&t.text);
         }
         Ok(result.into_iter().collect())
+    }
+
+    /// The result for a decode of `span` (see `transcript`), with the stream's count of
+    /// rejected audio.
+    fn transcript(&self, decoded: Decoded, span: &Span) -> Option<Transcript> {
+        transcript(decoded, span).map(|t| Transcript {
+            rejected_audio: self.rejected.total(),
+            ..t
+        })
     }
 
     /// Where `utterance` starts in the stream. Without a detector it is the last audio, and
@@ -658,8 +745,19 @@ impl Transcriber {
     /// Decodes the utterance so far; reports the words two consecutive decodes agree on.
     fn partial(&mut self) -> Result<Vec<Transcript>, TranscribeError> {
         self.partials.heard = self.utterance.len();
-        if !self.worth_decoding() {
+        // Judged not speech once, an utterance gets no more partials: music or babble can
+        // pass for speech at one length after failing at the one before. Its final is still
+        // judged on all of it.
+        if self.partials.not_speech {
             return Ok(Vec::new());
+        }
+        match self.worth_decoding(true) {
+            Ok(()) => {}
+            Err(NotSpeech::TooShort) => return Ok(Vec::new()),
+            Err(_) => {
+                self.partials.not_speech = true;
+                return Ok(Vec::new());
+            }
         }
         let audio = self.utterance.audio.clone();
         let mut decoded = self.decoder.decode(&audio, self.deadline(false))?;
@@ -681,7 +779,7 @@ impl Transcriber {
             utterance_id: self.next_utterance,
             is_final: false,
         };
-        let Some(mut t) = transcript(decoded, &span) else {
+        let Some(mut t) = self.transcript(decoded, &span) else {
             return Ok(Vec::new());
         };
         t.stable_text = self.partials.agree(&t.text, words_before_cut);
@@ -707,6 +805,7 @@ impl Transcriber {
         self.position += self.carry.len() as u64;
         self.carry.clear();
         out.extend(self.finish_utterance()?);
+        self.rejected.close();
         Ok(out)
     }
 
@@ -720,6 +819,7 @@ impl Transcriber {
     /// Drops pending audio and restarts the timeline at zero, keeping the stream's context
     /// (its timestamps went back: a new file after concat, a loop).
     pub fn restart_timeline(&mut self) {
+        self.rejected.close();
         self.position = 0;
         self.forget_utterance();
     }
@@ -729,6 +829,7 @@ impl Transcriber {
     pub fn forget_utterance(&mut self) {
         self.carry.clear();
         self.preroll.clear();
+        self.history.clear();
         self.utterance = Utterance::new(self.position);
         self.partials = Partials::default();
         if let Some(vad) = self.vad.as_mut() {

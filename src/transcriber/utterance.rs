@@ -29,6 +29,9 @@ pub(super) struct Utterance {
     /// Where the utterance is cut if it reaches its length limit: its longest pause in the
     /// second half.
     pub best_pause: Option<PauseRun>,
+    /// Audio heard just before it, outside any utterance: a short utterance is judged
+    /// together with it (`Transcriber::worth_decoding`).
+    pub before: Vec<f32>,
 }
 
 impl Utterance {
@@ -41,6 +44,7 @@ impl Utterance {
             speech_end: None,
             pause_frames: 0,
             best_pause: None,
+            before: Vec::new(),
         }
     }
 
@@ -53,10 +57,11 @@ impl Utterance {
     }
 
     /// An utterance starting with the padding kept before it and its first speech frame,
-    /// which starts at stream position `frame_start`.
-    pub fn begin(padding: impl IntoIterator<Item = f32>, frame_start: u64, frame: &[f32]) -> Self {
+    /// which starts at stream position `frame_start`; `before` is the audio before the padding.
+    pub fn begin(before: Vec<f32>, padding: &[f32], frame_start: u64, frame: &[f32]) -> Self {
         let mut u = Utterance::new(0);
-        u.audio.extend(padding);
+        u.before = before;
+        u.audio.extend_from_slice(padding);
         u.start = frame_start - u.audio.len() as u64;
         u.add_speech(frame);
         u
@@ -128,6 +133,8 @@ pub(super) struct Partials {
     /// The last partial's decode and how many utterance samples it heard: the final when it
     /// heard all the speech.
     last: Option<(usize, Decoded)>,
+    /// The utterance was judged not speech: no more partials.
+    pub not_speech: bool,
 }
 
 impl Partials {

@@ -1,11 +1,14 @@
 //! The built-in voice detector: needs no model, costs almost nothing, and keeps silence and
 //! steady noise away from whisper.cpp. It compares each 30 ms frame's energy with the noise
-//! floor (the quietest frame of the last few seconds) and asks voiced speech to be tonal
-//! rather than hiss-like (few zero crossings) before an utterance may start.
+//! floor (the quietest frame of the last few seconds), by a margin that shrinks as the floor
+//! steadies, and asks for a voice's pitch (periodic at 62 to 400 Hz, which hiss is not, at
+//! any level) before an utterance may start. `evidence` then looks at a whole utterance
+//! before it costs an inference.
 //!
 //! The optional Silero detector (`silero`) scores speech with a small neural network instead;
 //! both feed the same `Segmenter`, behind one `VoiceDetector`.
 
+pub mod evidence;
 pub mod silero;
 
 use std::collections::VecDeque;
@@ -33,12 +36,26 @@ const PEAK_RANGE_DB: f32 = 35.0;
 /// so speech that starts with the stream is not taken for the floor.
 const PRIOR_FRAMES: usize = FRAMES_PER_SECOND / 2;
 const PRIOR_FLOOR_DB: f32 = -50.0;
-/// White noise crosses zero on about half the samples; voiced speech far less often.
-const MAX_VOICED_ZERO_CROSSINGS: f32 = 0.25;
+/// A frame at least this periodic (`Pitch`) is voiced...
+const VOICED_PERIODICITY: f32 = 0.5;
+/// ... and this many voiced frames in a row (90 ms) are a vowel: an utterance starts on one.
+/// A knock of machinery over mains hum can be voiced for a frame, never for three.
+const VOWEL_FRAMES: usize = 3;
+/// How far before its start frame an utterance's speech may have begun: the loud frames
+/// before the vowel that started it (a consonant, the vowel's own first frames), at most
+/// 300 ms. Padding is kept from there.
+const MAX_ONSET_FRAMES: usize = 10;
+pub const MAX_ONSET_SAMPLES: usize = MAX_ONSET_FRAMES * FRAME_SAMPLES;
+/// The floor's spread is measured over the quietest this share of frames: in speech with
+/// pauses, the pauses.
+const QUIET_SHARE_PERCENT: usize = 30;
+/// dB of margin per dB of floor spread.
+const SPREAD_TO_MARGIN: f32 = 6.0;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct VadConfig {
-    /// 0..1: how far above the noise floor a frame must be to count as speech (0.5 = 12 dB).
+    /// 0..1: how far above the noise floor a frame must be to count as speech (0.5 = 12 dB
+    /// over a wandering floor, down to 3 dB over a steady one).
     pub threshold: f32,
     /// Silence that ends an utterance.
     pub min_silence: Duration,
@@ -57,15 +74,30 @@ impl Default for VadConfig {
 }
 
 impl VadConfig {
-    fn margin_db(&self) -> f32 {
-        24.0 * self.threshold.clamp(0.0, 1.0)
+    /// How far above the floor speech is: `threshold` times 6 to 24 dB, the more the floor
+    /// wanders (`spread`). Steady noise (hiss, fans) hardly wanders, so speech only a few dB
+    /// above it still counts; in babble or a noisy room the margin is the full 24 dB.
+    fn margin_db(&self, spread: f32) -> f32 {
+        let full = (SPREAD_TO_MARGIN * spread).clamp(6.0, 24.0);
+        full * self.threshold.clamp(0.0, 1.0)
     }
+}
+
+/// What the detector knows of the last few seconds' levels, in dB.
+struct FloorLevel {
+    floor: f32,
+    /// How far the quietest `QUIET_SHARE_PERCENT` of frames range above the floor.
+    spread: f32,
+    peak: f32,
 }
 
 /// What one frame meant for the utterance in progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VadEvent {
     Silence,
+    /// Silence that ends this many frames loud over the noise floor with no vowel in them
+    /// (knocks, a burst of hiss): not speech, but the transcriber counts them as rejected.
+    NoiseEnded(usize),
     /// An utterance started at this frame.
     SpeechStart,
     Speech,
@@ -167,20 +199,18 @@ pub struct EnergyVad {
     high_pass: HighPass,
     recent_db: VecDeque<f32>,
     frames_seen: usize,
+    /// The previous frame, high-passed: the pitch analysis looks at two frames.
+    last_frame: Vec<f32>,
+    /// Loud voiced frames in a row, up to this one.
+    voiced_run: usize,
+    /// Loud frames in a row outside an utterance, up to this one.
+    loud_run: usize,
     segmenter: Segmenter,
 }
 
 fn frame_db(frame: &[f32]) -> f32 {
     let energy = frame.iter().map(|s| s * s).sum::<f32>() / frame.len().max(1) as f32;
     10.0 * energy.max(1e-12).log10()
-}
-
-fn zero_crossing_rate(frame: &[f32]) -> f32 {
-    let crossings = frame
-        .windows(2)
-        .filter(|w| (w[0] >= 0.0) != (w[1] >= 0.0))
-        .count();
-    crossings as f32 / frame.len().max(2) as f32
 }
 
 impl EnergyVad {
@@ -190,6 +220,9 @@ impl EnergyVad {
             high_pass: HighPass::default(),
             recent_db: VecDeque::with_capacity(FLOOR_WINDOW_FRAMES),
             frames_seen: 0,
+            last_frame: Vec::new(),
+            voiced_run: 0,
+            loud_run: 0,
             segmenter: Segmenter::new(config.min_silence),
         }
     }
@@ -207,6 +240,11 @@ impl EnergyVad {
         self.segmenter.in_speech()
     }
 
+    /// At a `SpeechStart`: how many samples before the start frame the sound began.
+    pub fn onset_samples(&self) -> usize {
+        self.loud_run.saturating_sub(1).min(MAX_ONSET_FRAMES) * FRAME_SAMPLES
+    }
+
     /// Classifies one frame of `FRAME_SAMPLES` samples (non-finite samples count as silence).
     pub fn process(&mut self, frame: &[f32]) -> VadEvent {
         let clean = self.high_pass.filter(frame);
@@ -216,23 +254,54 @@ impl EnergyVad {
         }
         self.recent_db.push_back(db);
         self.frames_seen += 1;
-        let mut floor = self.recent_db.iter().copied().fold(f32::INFINITY, f32::min);
+        let level = self.floor_level();
+        let loud = db > ABSOLUTE_MIN_DB
+            && db > level.floor + self.config.margin_db(level.spread)
+            && db > level.peak - PEAK_RANGE_DB;
+        // Starting needs a vowel; continuing needs only energy (consonants hiss).
+        let in_speech = self.segmenter.in_speech();
+        self.voiced_run = match loud && !in_speech && self.voiced(&clean) {
+            true => self.voiced_run + 1,
+            false => 0,
+        };
+        let speech = loud && (in_speech || self.voiced_run >= VOWEL_FRAMES);
+        self.last_frame = clean;
+        // A loud run outside an utterance that ends without starting one was noise.
+        let outside_loud = loud && !in_speech;
+        let ended_noise =
+            (!outside_loud && !in_speech && self.loud_run > 0).then_some(self.loud_run);
+        self.loud_run = match outside_loud {
+            true => self.loud_run + 1,
+            false => 0,
+        };
+        match (self.segmenter.next(speech), ended_noise) {
+            (VadEvent::Silence, Some(run)) => VadEvent::NoiseEnded(run),
+            (event, _) => event,
+        }
+    }
+
+    /// Whether this frame, with the one before it, is periodic at a voice's pitch.
+    fn voiced(&self, frame: &[f32]) -> bool {
+        let mut window = Vec::with_capacity(2 * FRAME_SAMPLES);
+        window.extend_from_slice(&self.last_frame);
+        window.extend_from_slice(frame);
+        pitch(&window).periodicity >= VOICED_PERIODICITY
+    }
+
+    /// The noise floor of the last few seconds, how much it wanders, and the loudest frame.
+    fn floor_level(&self) -> FloorLevel {
+        let mut sorted: Vec<f32> = self.recent_db.iter().copied().collect();
+        sorted.sort_by(f32::total_cmp);
+        let mut floor = sorted[0];
         if self.frames_seen <= PRIOR_FRAMES {
             floor = floor.min(PRIOR_FLOOR_DB);
         }
-        let peak = self
-            .recent_db
-            .iter()
-            .copied()
-            .fold(f32::NEG_INFINITY, f32::max);
-        let loud = db > ABSOLUTE_MIN_DB
-            && db > floor + self.config.margin_db()
-            && db > peak - PEAK_RANGE_DB;
-        // Starting needs voiced speech; continuing needs only energy (consonants hiss).
-        let speech = loud
-            && (self.segmenter.in_speech()
-                || zero_crossing_rate(&clean) < MAX_VOICED_ZERO_CROSSINGS);
-        self.segmenter.next(speech)
+        let quiet = sorted[(sorted.len() - 1) * QUIET_SHARE_PERCENT / 100];
+        FloorLevel {
+            floor,
+            spread: quiet - sorted[0],
+            peak: sorted[sorted.len() - 1],
+        }
     }
 
     /// Forgets the utterance in progress (a flush or a discontinuity); keeps the noise floor.
@@ -241,20 +310,74 @@ impl EnergyVad {
     }
 }
 
-/// The spread between loud and quiet 30 ms frames (90th minus 10th percentile, in dB). Speech
-/// rises and falls with its syllables (20 dB and more); hum, hiss and fans stay within a few dB.
-pub fn dynamic_range_db(audio: &[f32]) -> f32 {
-    let mut high_pass = HighPass::default();
-    let mut levels: Vec<f32> = audio
-        .chunks_exact(FRAME_SAMPLES)
-        .map(|f| frame_db(&high_pass.filter(f)))
-        .collect();
-    if levels.len() < 2 {
-        return 0.0;
+/// A stretch of audio's pitch: how periodic it is and at what period.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Pitch {
+    /// The highest normalized autocorrelation at a voice's pitch lags: voiced speech scores
+    /// 0.6 and more (about 0.4 in white noise at 0 dB), hiss 0.1 to 0.2.
+    pub periodicity: f32,
+    /// Its lag in samples at 8 kHz, refined between lags.
+    pub period: f32,
+}
+
+/// Pitch lags at 8 kHz: 2.5 to 16 ms (400 down to 62 Hz).
+const MIN_PITCH_LAG: usize = 20;
+const MAX_PITCH_LAG: usize = 128;
+
+/// The pitch of a stretch of (high-passed) 16 kHz audio, analysed at 8 kHz: halves the work,
+/// and a voice's pitch is far below 4 kHz.
+pub fn pitch(audio: &[f32]) -> Pitch {
+    pitch_of(&autocorrelations(audio))
+}
+
+/// The normalized autocorrelation of `audio` (16 kHz, taken to 8 kHz) at each lag from one
+/// below `MIN_PITCH_LAG` to one above `MAX_PITCH_LAG`; empty if `audio` is too short.
+fn autocorrelations(audio: &[f32]) -> Vec<f32> {
+    let x: Vec<f32> = audio.chunks_exact(2).map(|p| 0.5 * (p[0] + p[1])).collect();
+    if x.len() < 2 * MAX_PITCH_LAG {
+        return Vec::new();
     }
-    levels.sort_by(f32::total_cmp);
-    let at = |q: f32| levels[((levels.len() - 1) as f32 * q) as usize];
-    at(0.9) - at(0.1)
+    (MIN_PITCH_LAG - 1..=MAX_PITCH_LAG + 1)
+        .map(|lag| normalized_autocorrelation(&x, lag))
+        .collect()
+}
+
+/// The pitch `autocorrelations` show: their peak, placed between lags by a parabola through
+/// it and its neighbours.
+fn pitch_of(r: &[f32]) -> Pitch {
+    let Some((best, &periodicity)) = r
+        .get(1..r.len().saturating_sub(1))
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+    else {
+        return Pitch::default();
+    };
+    let (left, right) = (r[best], r[best + 2]);
+    let curve = left - 2.0 * periodicity + right;
+    let offset = match curve < 0.0 {
+        true => (0.5 * (left - right) / curve).clamp(-0.5, 0.5),
+        false => 0.0,
+    };
+    Pitch {
+        periodicity: periodicity.max(0.0),
+        period: (MIN_PITCH_LAG + best) as f32 + offset,
+    }
+}
+
+fn normalized_autocorrelation(x: &[f32], lag: usize) -> f32 {
+    let (a, b) = (&x[..x.len() - lag], &x[lag..]);
+    let (mut ab, mut aa, mut bb) = (0.0f32, 0.0f32, 0.0f32);
+    for (p, q) in a.iter().zip(b) {
+        ab += p * q;
+        aa += p * p;
+        bb += q * q;
+    }
+    match aa > 0.0 && bb > 0.0 {
+        true => ab / (aa * bb).sqrt(),
+        false => 0.0,
+    }
 }
 
 /// The stream's voice detector. The energy detector decides each frame as it comes; Silero
@@ -304,6 +427,14 @@ impl VoiceDetector {
         match self {
             VoiceDetector::Energy(vad) => vad.set_min_silence(min_silence),
             VoiceDetector::Silero(vad) => vad.set_min_silence(min_silence),
+        }
+    }
+
+    /// At a `SpeechStart`: how many samples before the start frame speech began.
+    pub fn onset_samples(&self) -> usize {
+        match self {
+            VoiceDetector::Energy(vad) => vad.onset_samples(),
+            VoiceDetector::Silero(_) => 0,
         }
     }
 
