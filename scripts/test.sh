@@ -1,18 +1,66 @@
 #!/usr/bin/env bash
-# Sets everything up (scripts/setup.sh), then runs the whole test suite against the real
-# engine and the real tiny.en model, checks the installed plugin as users see it, and prints
-# the reliability summary.
+# Sets everything up (scripts/setup.sh), then tests against the real engine and the real
+# tiny.en model. Two tiers (docs/reliability.md):
+#   scripts/test.sh          everything: the whole suite, the installed plugin as users see it,
+#                            the doctests, fuzzing, and the reliability summary (what CI runs)
+#   scripts/test.sh --quick  the working loop: format, clippy, unit tests and one fast
+#                            end-to-end test per element and feature area (QUICK_TESTS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+quick=false
+case "${1:-}" in
+  --quick) quick=true ;;
+  "") ;;
+  *) echo "usage: scripts/test.sh [--quick]" >&2; exit 2 ;;
+esac
+
+# The quick tier's end-to-end tests, as test binary and test name: one per element and per
+# feature area, each chosen for taking seconds, not minutes.
+QUICK_TESTS=(
+  "elements whispertranscribe_pushes_timed_text_and_posts_matching_messages" # whispertranscribe
+  "elements a_wrong_model_path_is_an_error_naming_it_and_the_process_carries_on" # whispersink
+  "elements state_changes_never_wait_for_a_model_load"        # loads never block a state change
+  "sharing eight_pipelines_share_one_model_then_release_it"   # the shared cache, idle release
+  "cache a_failed_load_reaches_every_waiter_and_is_not_cached"
+  "streaming shared_live_partials_precede_finals_and_finals_match_file_mode" # live partial/final
+  "streaming silence_and_noise_cost_no_inference"             # the voice detector
+  "corpus pocketsphinx_recordings_wer_at_most_0_25"           # file mode, accuracy
+  "bad_input out_of_range_property_values_are_refused_by_glib_and_the_old_value_stays"
+  "bad_input nan_and_infinite_samples_inside_speech_leave_the_words_and_times"
+  "input formats_it_cannot_take_fail_to_link_or_negotiate"
+  "subtitles subtitles_parse_back_in_order_with_the_spoken_text"
+  "robustness rejections_name_why_and_where"                  # what the detector drops
+  "docs the_property_reference_is_generated_from_the_elements"
+)
+
 scripts/setup.sh
-echo "== gst-inspect-1.0 finds the installed plugin (no GST_PLUGIN_PATH)" >&2
-env -u GST_PLUGIN_PATH gst-inspect-1.0 whisperstt | grep -E '^\s+whisper(sink|transcribe):'
 filter=()
 if [ ! -f ../shared/corpus/manifest.tsv ]; then
   echo "== ../shared/corpus is missing: leaving out the shared_* tests (JFK word for word, the 32-clip corpus);" >&2
   echo "   the pocketsphinx-testdata recordings stand in for them" >&2
   filter=(--skip shared_)
 fi
+
+if $quick; then
+  echo "== quick tier: cargo fmt, clippy, unit tests, ${#QUICK_TESTS[@]} end-to-end tests" >&2
+  cargo fmt --check
+  cargo clippy --release --all-targets --features fault-injection -- -D warnings
+  binaries=() names=()
+  for entry in "${QUICK_TESTS[@]}"; do
+    read -r binary name <<<"$entry"
+    binaries+=(--test "$binary") names+=("$name")
+  done
+  cargo test --release --features fault-injection --lib
+  # One cargo call: each binary runs the named tests it has (libtest's filters are ORed).
+  cargo test --release --features fault-injection "${binaries[@]}" -- \
+    "${names[@]}" --exact "${filter[@]}"
+  echo "== quick tier passed; scripts/test.sh runs everything" >&2
+  exit 0
+fi
+
+echo "== gst-inspect-1.0 finds the installed plugin (no GST_PLUGIN_PATH)" >&2
+env -u GST_PLUGIN_PATH gst-inspect-1.0 whisperstt | grep -E '^\s+whisper(sink|transcribe):'
 rm -f target/reliability/summary.jsonl
 echo "== cargo test (with the faults the reliability tests arm: --features fault-injection)" >&2
 status=0

@@ -762,3 +762,234 @@ pub fn global() -> &'static ModelCache {
     static GLOBAL: Lazy<ModelCache> = Lazy::new(ModelCache::new);
     &GLOBAL
 }
+
+#[cfg(test)]
+mod tests {
+    //! The cache's own rules against a test model whose loads the test controls: each key's
+    //! path says how its load behaves, and every load is counted.
+    use super::*;
+    use std::path::{Path, PathBuf};
+    use std::sync::Barrier;
+
+    /// How a test model's load behaves, by its file name.
+    fn behaviour(path: &Path) -> (&'static str, Duration) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let slow = Duration::from_millis(if name.contains("slow") { 200 } else { 0 });
+        let outcome = match name {
+            n if n.contains("fail") => "fail",
+            n if n.contains("panic") => "panic",
+            _ => "ok",
+        };
+        (outcome, slow)
+    }
+
+    static LOADS: Lazy<Mutex<HashMap<PathBuf, usize>>> = Lazy::new(Mutex::default);
+
+    struct TestModel;
+
+    impl CachedModel for TestModel {
+        const KIND: ModelKind = ModelKind::Whisper;
+
+        fn load(key: &ModelKey) -> Result<Self, ModelError> {
+            *LOADS.lock().unwrap().entry(key.path.clone()).or_default() += 1;
+            let (outcome, slow) = behaviour(&key.path);
+            std::thread::sleep(slow);
+            match outcome {
+                "fail" => Err(ModelError::invalid(&key.path, "test failure")),
+                "panic" => panic!("test loader panic"),
+                _ => Ok(TestModel),
+            }
+        }
+    }
+
+    /// A key of its own for each test (the load counts are process-wide).
+    fn key(name: &str) -> ModelKey {
+        ModelKey {
+            path: PathBuf::from(format!("/test-models/{name}")),
+            size: 1,
+            modified: std::time::SystemTime::UNIX_EPOCH,
+            device: Device::Cpu,
+            options: ContextOptions::default(),
+            kind: ModelKind::Whisper,
+            instance: 0,
+        }
+    }
+
+    fn loads(key: &ModelKey) -> usize {
+        LOADS.lock().unwrap().get(&key.path).copied().unwrap_or(0)
+    }
+
+    fn cache() -> ModelCache {
+        let cache = ModelCache::new();
+        cache.set_sharing(true);
+        cache.set_default_idle_timeout(IdleTimeout::Never);
+        cache
+    }
+
+    type Acquired = (Result<ModelHandle<TestModel>, ModelError>, ModelEvent);
+
+    /// `n` threads ask for `key` at the same moment.
+    fn acquire_at_once(cache: &ModelCache, key: &ModelKey, n: usize) -> Vec<Acquired> {
+        let barrier = Arc::new(Barrier::new(n));
+        let threads: Vec<_> = (0..n)
+            .map(|_| {
+                let (cache, key, barrier) = (cache.clone(), key.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    cache.acquire_reporting::<TestModel>(&key, None)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    }
+
+    #[test]
+    fn concurrent_requests_share_one_load() {
+        let (cache, key) = (cache(), key("single-flight-slow"));
+        let acquired = acquire_at_once(&cache, &key, 8);
+        assert_eq!(loads(&key), 1);
+        let handles: Vec<_> = acquired.iter().map(|(h, _)| h.as_ref().unwrap()).collect();
+        let loaded = handles
+            .iter()
+            .filter(|h| h.acquisition() == Acquisition::Loaded)
+            .count();
+        assert_eq!(loaded, 1, "one request loads, the others join");
+        assert!(handles
+            .iter()
+            .all(|h| Arc::ptr_eq(h.model(), handles[0].model())));
+        assert_eq!(cache.stats().model(&key).unwrap().live_handles, 8);
+        drop(acquired);
+        assert_eq!(cache.stats().live_handles(), 0);
+    }
+
+    #[test]
+    fn a_failed_load_reaches_every_waiter_and_the_next_request_tries_again() {
+        let (cache, key) = (cache(), key("fails-slow"));
+        let acquired = acquire_at_once(&cache, &key, 4);
+        assert_eq!(loads(&key), 1);
+        for (result, event) in &acquired {
+            let error = result.as_ref().unwrap_err();
+            assert!(error.to_string().contains("fails-slow"), "{error}");
+            assert_eq!(event.action, ModelAction::Failed);
+            assert_eq!(event.live_handles, 0);
+        }
+        assert!(cache.acquire_reporting::<TestModel>(&key, None).0.is_err());
+        assert_eq!(loads(&key), 2, "a failure is not cached");
+        assert_eq!(cache.stats().failed_loads, 2);
+        assert!(cache.stats().model(&key).is_none());
+    }
+
+    #[test]
+    fn a_panicking_loader_is_a_failed_load_naming_the_file() {
+        let (cache, key) = (cache(), key("panics"));
+        let (result, event) = cache.acquire_reporting::<TestModel>(&key, None);
+        let error = result.unwrap_err();
+        assert_eq!(error.path(), Some(key.path.as_path()));
+        assert_eq!(event.action, ModelAction::Failed);
+        // The cache still works.
+        assert!(cache
+            .acquire_reporting::<TestModel>(&self::key("next"), None)
+            .0
+            .is_ok());
+    }
+
+    #[test]
+    fn a_held_model_is_reused_and_an_idle_one_released_after_its_time_out() {
+        let (cache, key) = (cache(), key("idle"));
+        let released = Arc::new(Mutex::new(Vec::new()));
+        let seen = released.clone();
+        let _subscription = cache.subscribe(move |e| {
+            if e.action == ModelAction::Released {
+                seen.lock().unwrap().push(e.key.clone());
+            }
+        });
+        let timeout = Some(IdleTimeout::After(Duration::from_millis(100)));
+        let first = cache
+            .acquire_reporting::<TestModel>(&key, timeout)
+            .0
+            .unwrap();
+        let (second, event) = cache.acquire_reporting::<TestModel>(&key, timeout);
+        assert_eq!(event.action, ModelAction::Reused);
+        assert_eq!(event.live_handles, 2);
+        drop((first, second));
+        assert_eq!(cache.stats().model(&key).unwrap().state, EntryState::Idle);
+        // Taken again before its time-out: no new load, no release.
+        let again = cache
+            .acquire_reporting::<TestModel>(&key, timeout)
+            .0
+            .unwrap();
+        assert_eq!(again.acquisition(), Acquisition::Reused);
+        drop(again);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while released.lock().unwrap().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(*released.lock().unwrap(), vec![key.clone()]);
+        assert!(cache.stats().model(&key).is_none());
+        assert_eq!(loads(&key), 1);
+        assert_eq!(cache.stats().releases, 1);
+    }
+
+    #[test]
+    fn a_model_kept_for_ever_stays_until_released_by_hand() {
+        let (cache, key) = (cache(), key("never"));
+        drop(cache.acquire_reporting::<TestModel>(&key, Some(IdleTimeout::Never)));
+        assert_eq!(cache.stats().model(&key).unwrap().state, EntryState::Idle);
+        assert_eq!(cache.release_idle(), 1);
+        assert!(cache.stats().model(&key).is_none());
+    }
+
+    #[test]
+    fn release_at_zero_time_out_never_races_a_new_request() {
+        let (cache, key) = (cache(), key("churn"));
+        let timeout = Some(IdleTimeout::After(Duration::ZERO));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (cache, key) = (cache.clone(), key.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..200 {
+                        let handle = cache.acquire_reporting::<TestModel>(&key, timeout).0;
+                        assert!(handle.is_ok());
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        let stats = cache.stats();
+        assert!(
+            stats.model(&key).is_none(),
+            "released after the last handle"
+        );
+        assert_eq!(stats.loads, stats.releases, "{stats:?}");
+        assert_eq!(stats.loads as usize, loads(&key));
+    }
+
+    #[test]
+    fn sharing_off_gives_each_request_its_own_copy() {
+        let (cache, key) = (cache(), key("private"));
+        cache.set_sharing(false);
+        let a = cache.acquire_reporting::<TestModel>(&key, None).0.unwrap();
+        let b = cache.acquire_reporting::<TestModel>(&key, None).0.unwrap();
+        assert!(!Arc::ptr_eq(a.model(), b.model()));
+        assert_eq!(loads(&key), 2);
+    }
+
+    #[test]
+    fn a_key_of_another_kind_is_refused_naming_both() {
+        let cache = cache();
+        let key = ModelKey {
+            kind: ModelKind::SileroVad,
+            ..key("wrong-kind")
+        };
+        let error = cache
+            .acquire_reporting::<TestModel>(&key, None)
+            .0
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("Silero") && error.contains("Whisper"),
+            "{error}"
+        );
+        assert_eq!(loads(&key), 0);
+    }
+}
