@@ -62,7 +62,9 @@ pub mod clock;
 pub mod cpu;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
+pub mod live_timing;
 pub mod model;
+pub mod queue;
 pub mod scheduler;
 pub mod subtitles;
 pub mod transcriber;

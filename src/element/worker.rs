@@ -6,18 +6,21 @@
 use super::model::{self, ModelWatch};
 use super::stream::{Stream, StreamError, TimedTranscript};
 use super::Settings;
+use crate::live_timing::{final_delay, OverloadWatch};
+use crate::queue::{Limits, Next, Pace, Queued, Refused, Work, WorkQueue};
 use crate::scheduler::{CancelToken, DecodeSlot};
 use gst::prelude::*;
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-/// Non-live input: the streaming thread waits while this much audio is queued.
-const MAX_QUEUED_NS: u64 = 10_000_000_000;
-/// Live input: partial decodes run only when no more than this much audio waits behind them.
-/// Behind that, partials are shed (finals never are) so the worker catches up.
-const CAUGHT_UP_NS: u64 = 250_000_000;
+const LIMITS: Limits = Limits {
+    // Non-live input: the streaming thread waits while this much audio is queued.
+    max_queued_ns: 10_000_000_000,
+    // Live input: partial decodes run only when no more than this much audio waits behind
+    // them. Behind that, partials are shed (finals never are) so the worker catches up.
+    caught_up_ns: 250_000_000,
+};
 
 pub enum Item {
     Caps {
@@ -30,19 +33,15 @@ pub enum Item {
         pts: gst::ClockTime,
         duration: Option<gst::ClockTime>,
     },
-    /// End of stream: finish the utterance in progress, then mark this drain done.
-    Drain(u64),
-    /// After a flush: forget pending audio.
-    Reset,
     /// Any other serialized event (stream-start, tags, segment-done...): passed on in order,
     /// after the text of the audio before it.
     Event(gst::Event),
 }
 
-impl Item {
-    /// How much audio the item holds; from its size at `bytes_per_second` when the buffer
-    /// has no duration.
-    fn duration_ns(&self, bytes_per_second: u64) -> u64 {
+impl Queued for Item {
+    /// From the buffer's size at `bytes_per_second` when it has no duration (0 before caps:
+    /// such a buffer is refused anyway).
+    fn audio_ns(&self, bytes_per_second: u64) -> u64 {
         let bytes_per_second = if bytes_per_second == 0 {
             32_000
         } else {
@@ -54,6 +53,24 @@ impl Item {
                 .map(|d| d.nseconds())
                 .unwrap_or(b.size() as u64 * 1_000_000_000 / bytes_per_second),
             _ => 0,
+        }
+    }
+
+    fn pace(&self) -> Option<Pace> {
+        match self {
+            Item::Caps { caps, live } => Some(Pace {
+                live: *live,
+                bytes_per_second: bytes_per_second(caps),
+            }),
+            _ => None,
+        }
+    }
+
+    fn survives_flush(&self) -> bool {
+        match self {
+            Item::Caps { .. } => true,
+            Item::Event(e) => e.is_sticky(),
+            _ => false,
         }
     }
 }
@@ -80,29 +97,6 @@ pub trait Output: Send + 'static {
     ) -> Result<gst::FlowSuccess, gst::FlowError>;
 }
 
-#[derive(Default)]
-struct Queue {
-    /// Items with the audio duration each added to `queued_ns`.
-    items: VecDeque<(Item, u64)>,
-    queued_ns: u64,
-    /// Of the negotiated audio, to tell how long a buffer without a duration is (0 before
-    /// caps: such a buffer is refused anyway).
-    bytes_per_second: u64,
-    live: bool,
-    flushing: bool,
-    stopping: bool,
-    /// A sink's `unlock` (pausing, or about to flush): pushes take their item without waiting
-    /// for room, so the streaming thread lets go of the sink's preroll lock.
-    unlocked: bool,
-    /// Counts flushes: results of work started before one are dropped.
-    generation: u64,
-    /// Drains queued and the last one done.
-    drains_queued: u64,
-    drained: u64,
-    /// The last result of handling an item; returned to the streaming thread.
-    flow: Option<gst::FlowError>,
-}
-
 /// What an element's read-only properties report of its current run (READY -> PAUSED on).
 #[derive(Debug, Default)]
 pub struct RunCounters {
@@ -120,8 +114,7 @@ impl RunCounters {
 }
 
 struct Shared {
-    queue: Mutex<Queue>,
-    changed: Condvar,
+    queue: WorkQueue<Item, gst::FlowError>,
     /// Settings changed while running, not yet applied.
     update: Mutex<Option<Settings>>,
     /// What the read-only properties report of this run.
@@ -132,16 +125,6 @@ struct Shared {
     loaded: AtomicBool,
     /// The element's debug category.
     cat: gst::DebugCategory,
-}
-
-impl Shared {
-    /// Ends the stream with an error: every later push returns it, and a waiting drain wakes.
-    fn fail(&self) {
-        let mut q = self.queue.lock().unwrap();
-        q.flow = Some(gst::FlowError::Error);
-        q.items.clear();
-        self.changed.notify_all();
-    }
 }
 
 pub struct Worker {
@@ -161,8 +144,7 @@ impl Worker {
         output: Box<dyn Output>,
     ) -> Worker {
         let shared = Arc::new(Shared {
-            queue: Mutex::default(),
-            changed: Condvar::new(),
+            queue: WorkQueue::new(LIMITS),
             update: Mutex::default(),
             counters,
             cancel: CancelToken::new(),
@@ -181,7 +163,7 @@ impl Worker {
             .spawn(move || guarded_run(start))
             .ok();
         if thread.is_none() {
-            shared.queue.lock().unwrap().flow = Some(gst::FlowError::Error);
+            shared.queue.fail(gst::FlowError::Error);
         }
         Worker { shared, thread }
     }
@@ -190,64 +172,18 @@ impl Worker {
     /// returns the error (flushing, a failed model load, a failed downstream push) once there
     /// is one.
     pub fn enqueue(&self, item: Item) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let mut q = self.shared.queue.lock().unwrap();
-        loop {
-            if q.flushing || q.stopping {
-                return Err(gst::FlowError::Flushing);
-            }
-            if let Some(e) = q.flow {
-                return Err(e);
-            }
-            if q.live || q.unlocked || q.queued_ns < MAX_QUEUED_NS {
-                break;
-            }
-            q = self.shared.changed.wait(q).unwrap();
+        match self.shared.queue.push(item) {
+            Ok(()) => Ok(gst::FlowSuccess::Ok),
+            Err(Refused::Flushing) => Err(gst::FlowError::Flushing),
+            Err(Refused::Failed(e)) => Err(e),
         }
-        if let Item::Caps { live, caps } = &item {
-            q.live = *live;
-            q.bytes_per_second = bytes_per_second(caps);
-        }
-        let duration = item.duration_ns(q.bytes_per_second);
-        q.queued_ns += duration;
-        q.items.push_back((item, duration));
-        self.shared.changed.notify_all();
-        Ok(gst::FlowSuccess::Ok)
     }
 
     /// Queues end of stream and waits until everything before it is transcribed. False if a
     /// flush, a stop or an error came first. A sink's `unlock` (pausing) calls `paused` once
-    /// per unlock, without the queue's lock: it returns whether to go on waiting (a sink
-    /// waits for PLAYING in it).
+    /// per unlock: it returns whether to go on waiting (a sink waits for PLAYING in it).
     pub fn drain(&self, paused: impl Fn() -> bool) -> bool {
-        let (ticket, generation) = {
-            let mut q = self.shared.queue.lock().unwrap();
-            q.drains_queued += 1;
-            (q.drains_queued, q.generation)
-        };
-        if self.enqueue(Item::Drain(ticket)).is_err() {
-            return false;
-        }
-        let mut answered_unlock = false;
-        let mut q = self.shared.queue.lock().unwrap();
-        loop {
-            if q.drained >= ticket {
-                return true;
-            }
-            if q.generation != generation || q.flushing || q.stopping || q.flow.is_some() {
-                return false;
-            }
-            if q.unlocked && !answered_unlock {
-                drop(q);
-                if !paused() {
-                    return false;
-                }
-                answered_unlock = true;
-                q = self.shared.queue.lock().unwrap();
-                continue;
-            }
-            answered_unlock &= q.unlocked;
-            q = self.shared.changed.wait(q).unwrap();
-        }
+        self.shared.queue.drain(paused)
     }
 
     /// New settings (properties changed while running): the decoding ones apply from the
@@ -258,38 +194,22 @@ impl Worker {
 
     /// Drops what is queued and stops the running inference.
     pub fn flush_start(&self) {
-        let mut q = self.shared.queue.lock().unwrap();
-        q.flushing = true;
-        q.generation += 1;
-        // Caps and sticky events (stream-start, tags) stay: upstream does not send them
-        // again after a flush.
-        q.items.retain(|(i, _)| match i {
-            Item::Caps { .. } => true,
-            Item::Event(e) => e.is_sticky(),
-            _ => false,
-        });
-        q.queued_ns = 0;
+        self.shared.queue.flush_start();
         self.shared.cancel.cancel();
-        self.shared.changed.notify_all();
     }
 
     /// A waiting push returns at once, keeping its item; nothing queued is dropped (a pause
     /// must lose nothing; a flush drops the queue itself).
     pub fn unlock(&self) {
-        self.shared.queue.lock().unwrap().unlocked = true;
-        self.shared.changed.notify_all();
+        self.shared.queue.unlock();
     }
 
     pub fn unlock_stop(&self) {
-        self.shared.queue.lock().unwrap().unlocked = false;
+        self.shared.queue.unlock_stop();
     }
 
     pub fn flush_stop(&self) {
-        let mut q = self.shared.queue.lock().unwrap();
-        q.flushing = false;
-        q.flow = None;
-        q.items.push_back((Item::Reset, 0));
-        self.shared.changed.notify_all();
+        self.shared.queue.flush_stop();
     }
 }
 
@@ -297,13 +217,8 @@ impl Drop for Worker {
     /// Stops within one encoder pass: the running inference is aborted; a load in progress
     /// is not waited for.
     fn drop(&mut self) {
-        {
-            let mut q = self.shared.queue.lock().unwrap();
-            q.stopping = true;
-            q.items.clear();
-        }
+        self.shared.queue.stop();
         self.shared.cancel.cancel();
-        self.shared.changed.notify_all();
         // Still loading: a state change must not wait for a load, so the thread is left to
         // finish it; it then sees `stopping` and exits, dropping the model handle. Once
         // loaded, joining waits at most for the cancelled decode.
@@ -343,12 +258,10 @@ fn guarded_run(start: Start) {
             ("Internal error in the transcription worker: {}", what)
         );
     }
-    // The streaming thread and the element's stop still use these: a lock the panic held
-    // must not panic them in turn.
-    shared.queue.clear_poison();
+    // The element's stop still uses it: a lock the panic held must not panic it in turn.
     shared.update.clear_poison();
     // The queue tells the streaming thread this stream is over.
-    shared.fail();
+    shared.queue.fail(gst::FlowError::Error);
 }
 
 /// Gets the models, then handles the queue's items in order until the element stops.
@@ -374,13 +287,13 @@ fn run(start: Start) {
     });
     let Some(transcriber) = transcriber else {
         // The error is posted; every later push returns it.
-        shared.fail();
+        shared.queue.fail(gst::FlowError::Error);
         return;
     };
     let mut stream = Stream::new(transcriber);
     shared.loaded.store(true, Ordering::Release);
     let mut overload = OverloadWatch::default();
-    while let Some((item, work)) = next_item(&shared) {
+    while let Some((next, work)) = shared.queue.next() {
         let Some(element) = weak.upgrade() else {
             return;
         };
@@ -390,120 +303,76 @@ fn run(start: Start) {
         let mut current = Current {
             output: output.as_mut(),
             shared: &shared,
-            generation: work.generation,
+            work,
             settings: &settings,
             element: &element,
-            live: work.live,
         };
-        let result = handle(&mut stream, item, work.caught_up, &mut current);
-        let lag_ns = shared.queue.lock().unwrap().queued_ns;
-        overload.check(&element, shared.cat, &stream, lag_ns, &settings);
+        let result = handle(&mut stream, next, &mut current);
+        let lag_ns = shared.queue.queued_ns();
+        warn_if_overloaded(
+            &mut overload,
+            &element,
+            shared.cat,
+            &stream,
+            lag_ns,
+            &settings,
+        );
         // Flushing is not an error of the stream: the next item after the flush goes on.
         if let Err(e) = result.filter_flushing() {
-            let mut q = shared.queue.lock().unwrap();
-            if !q.flushing && !q.stopping {
-                q.flow = Some(e);
-            }
-            shared.changed.notify_all();
+            shared.queue.fail_unless_flushing(e);
         }
     }
 }
 
-/// Waits for the next item; `None` once the element stops.
-fn next_item(shared: &Shared) -> Option<(Item, Work)> {
-    let mut q = shared.queue.lock().unwrap();
-    loop {
-        if q.stopping {
-            return None;
-        }
-        if let Some((item, duration)) = q.items.pop_front() {
-            q.queued_ns = q.queued_ns.saturating_sub(duration);
-            shared.changed.notify_all();
-            let work = Work {
-                generation: q.generation,
-                caught_up: q.queued_ns <= CAUGHT_UP_NS,
-                live: q.live,
-            };
-            return Some((item, work));
-        }
-        q = shared.changed.wait(q).unwrap();
+/// Warns when the device cannot keep up with this live stream (`OverloadWatch` says when).
+fn warn_if_overloaded(
+    watch: &mut OverloadWatch,
+    element: &gst::Element,
+    cat: gst::DebugCategory,
+    stream: &Stream,
+    lag_ns: u64,
+    settings: &Settings,
+) {
+    if !stream.is_live() {
+        watch.not_live();
+        return;
     }
-}
-
-/// Warns when the device cannot keep up with this live stream: it has stayed further behind
-/// real time than its latency for `OVERLOAD_AFTER`, or is that much further behind than its
-/// latency (work arrives faster than it is done). At most one warning per
-/// `OVERLOAD_WARNING_INTERVAL`.
-#[derive(Default)]
-struct OverloadWatch {
-    behind_since: Option<Instant>,
-    warned_at: Option<Instant>,
-}
-
-const OVERLOAD_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
-const OVERLOAD_WARNING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
-
-impl OverloadWatch {
-    fn check(
-        &mut self,
-        element: &gst::Element,
-        cat: gst::DebugCategory,
-        stream: &Stream,
-        lag_ns: u64,
-        settings: &Settings,
-    ) {
-        let latency = settings.latency();
-        if !stream.is_live() || lag_ns <= latency.nseconds() {
-            self.behind_since = None;
-            return;
-        }
-        let since = *self.behind_since.get_or_insert_with(Instant::now);
-        // A stream found this far behind after one long stall (a decode starved of the CPU)
-        // has been behind for at least its excess over the latency, seen between items or not.
-        let excess = std::time::Duration::from_nanos(lag_ns - latency.nseconds());
-        if since.elapsed().max(excess) < OVERLOAD_AFTER
-            || self
-                .warned_at
-                .is_some_and(|t| t.elapsed() < OVERLOAD_WARNING_INTERVAL)
-        {
-            return;
-        }
-        self.warned_at = Some(Instant::now());
-        let lag = gst::ClockTime::from_nseconds(lag_ns);
-        gst::warning!(
-            cat,
-            obj = element,
-            "overloaded: {} ms behind real time",
-            lag.mseconds()
-        );
-        let (model, device) = stream.model_and_device();
-        let details = gst::Structure::builder("whisperstt-overload")
-            .field("model", model)
-            .field("device", device)
-            .field("lag", lag)
-            .field("latency", latency)
-            .field("late-decodes", stream.late_decodes())
-            .build();
-        gst::element_warning!(
-            element,
-            gst::CoreError::Clock,
-            (
-                "Model {} on {} is overloaded: this live stream is {} ms behind real time (latency {} ms); partial results are shed first, finals are kept",
-                model,
-                device,
-                lag.mseconds(),
-                latency.mseconds()
-            ),
-            details: details
-        );
+    let latency = settings.latency();
+    let due = watch.check(
+        Instant::now(),
+        Duration::from_nanos(lag_ns),
+        Duration::from_nanos(latency.nseconds()),
+    );
+    if !due {
+        return;
     }
-}
-
-struct Work {
-    generation: u64,
-    /// Nothing much waits behind this item: time for a partial decode.
-    caught_up: bool,
-    live: bool,
+    let lag = gst::ClockTime::from_nseconds(lag_ns);
+    gst::warning!(
+        cat,
+        obj = element,
+        "overloaded: {} ms behind real time",
+        lag.mseconds()
+    );
+    let (model, device) = stream.model_and_device();
+    let details = gst::Structure::builder("whisperstt-overload")
+        .field("model", model)
+        .field("device", device)
+        .field("lag", lag)
+        .field("latency", latency)
+        .field("late-decodes", stream.late_decodes())
+        .build();
+    gst::element_warning!(
+        element,
+        gst::CoreError::Clock,
+        (
+            "Model {} on {} is overloaded: this live stream is {} ms behind real time (latency {} ms); partial results are shed first, finals are kept",
+            model,
+            device,
+            lag.mseconds(),
+            latency.mseconds()
+        ),
+        details: details
+    );
 }
 
 /// Applies settings changed while running: decoding options to the transcriber (refused
@@ -528,46 +397,47 @@ fn apply(element: &gst::Element, stream: &mut Stream, settings: &mut Settings, u
 struct Current<'a> {
     output: &'a mut dyn Output,
     shared: &'a Shared,
-    generation: u64,
+    /// What the item being handled was taken as.
+    work: Work,
     settings: &'a Settings,
     element: &'a gst::Element,
-    live: bool,
 }
 
 impl Current<'_> {
     fn stale(&self) -> bool {
-        self.shared.queue.lock().unwrap().generation != self.generation
+        !self.shared.queue.is_current(&self.work)
     }
 
     fn transcript(&mut self, t: &mut TimedTranscript) -> Result<gst::FlowSuccess, gst::FlowError> {
         if self.stale() {
             return Err(gst::FlowError::Flushing);
         }
-        t.lag = gst::ClockTime::from_nseconds(self.shared.queue.lock().unwrap().queued_ns);
-        if self.live && t.transcript.is_final {
+        t.lag = gst::ClockTime::from_nseconds(self.shared.queue.queued_ns());
+        if self.work.live && t.transcript.is_final {
             self.observe_delay(t);
         }
         self.output.transcript(t, self.settings)
     }
 
     /// Live input: how long after its utterance's end (in running time) a final comes.
-    /// Updates `max-observed-delay` and warns past latency + lateness.
+    /// Updates `max-observed-delay` and warns past latency + lateness (`final_delay`).
     fn observe_delay(&self, t: &TimedTranscript) {
         let (Some(now), Some(start)) = (self.element.current_running_time(), t.running_time) else {
             return;
         };
-        let delay = now.saturating_sub(start + t.duration);
+        let judged = final_delay(
+            Duration::from_nanos(now.nseconds()),
+            Duration::from_nanos((start + t.duration).nseconds()),
+            Duration::from_nanos(self.settings.latency().nseconds()),
+            Duration::from_millis(self.settings.lateness_ms as u64),
+        );
+        let delay = gst::ClockTime::from_nseconds(judged.delay.as_nanos() as u64);
         let delay_ms = delay.mseconds().min(u32::MAX as u64) as u32;
-        let previous = self
-            .shared
-            .counters
-            .max_delay_ms
-            .fetch_max(delay_ms, Ordering::Relaxed);
-        if delay_ms > previous {
+        let longest = &self.shared.counters.max_delay_ms;
+        if delay_ms > longest.fetch_max(delay_ms, Ordering::Relaxed) {
             self.element.notify(super::settings::MAX_OBSERVED_DELAY);
         }
-        let allowed = self.settings.latency_ms as u64 + self.settings.lateness_ms as u64;
-        if delay.mseconds() > allowed {
+        if judged.late {
             gst::warning!(
                 self.shared.cat,
                 obj = self.element,
@@ -615,11 +485,24 @@ impl FilterFlushing for Result<gst::FlowSuccess, gst::FlowError> {
 /// Handles one item, passing on its results and, after them, how far the text has settled.
 fn handle(
     stream: &mut Stream,
-    item: Item,
-    caught_up: bool,
+    next: Next<Item>,
     current: &mut Current,
 ) -> Result<gst::FlowSuccess, gst::FlowError> {
     let element = current.element;
+    let item = match next {
+        Next::Item(item) => item,
+        Next::Drain(ticket) => return drain(stream, ticket, current),
+        Next::Reset => {
+            gst::debug!(
+                current.shared.cat,
+                obj = element,
+                "flushed: pending audio dropped"
+            );
+            stream.forget_stream();
+            current.shared.cancel.resume();
+            return Ok(gst::FlowSuccess::Ok);
+        }
+    };
     let mut transcripts = match item {
         Item::Caps { caps, live } => {
             set_caps(stream, &caps, live, current)?;
@@ -646,7 +529,7 @@ fn handle(
             current.output.segment(&segment);
             Vec::new()
         }
-        Item::Buffer(buffer) => transcribe(stream, &buffer, caught_up, current)?,
+        Item::Buffer(buffer) => transcribe(stream, &buffer, current)?,
         // Passed on as the settled time moving, after the text the gap completes.
         Item::Gap { pts, duration } => {
             let (at, lasting) = (pts.display(), duration.display());
@@ -656,17 +539,6 @@ fn handle(
                 "gap at {at} for {lasting}"
             );
             result(element, stream.gap(pts, duration))?
-        }
-        Item::Drain(ticket) => return drain(stream, ticket, current),
-        Item::Reset => {
-            gst::debug!(
-                current.shared.cat,
-                obj = element,
-                "flushed: pending audio dropped"
-            );
-            stream.forget_stream();
-            current.shared.cancel.resume();
-            Vec::new()
         }
         Item::Event(event) => {
             current.output.event(event);
@@ -705,16 +577,15 @@ fn set_caps(
 fn transcribe(
     stream: &mut Stream,
     buffer: &gst::Buffer,
-    caught_up: bool,
     current: &mut Current,
 ) -> Result<Vec<TimedTranscript>, gst::FlowError> {
-    let element = current.element;
+    let (element, caught_up) = (current.element, current.work.caught_up);
     #[cfg(feature = "fault-injection")]
     strike(element, stream);
     let shed = stream.partials_shed();
     let transcripts = result(element, stream.transcribe(buffer, caught_up))?;
     if stream.partials_shed() > shed {
-        let queued = current.shared.queue.lock().unwrap().queued_ns / 1_000_000;
+        let queued = current.shared.queue.queued_ns() / 1_000_000;
         gst::log!(
             current.shared.cat,
             obj = element,
@@ -748,9 +619,7 @@ fn drain(
             .iter_mut()
             .try_for_each(|t| current.transcript(t).map(|_| ()))
     });
-    let shared = current.shared;
-    shared.queue.lock().unwrap().drained = ticket;
-    shared.changed.notify_all();
+    current.shared.queue.drained(ticket);
     out.map(|_| gst::FlowSuccess::Ok)
 }
 
