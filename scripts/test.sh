@@ -53,7 +53,7 @@ if $quick; then
   done
   cargo test --release --features fault-injection --lib
   # One cargo call: each binary runs the named tests it has (libtest's filters are ORed).
-  cargo test --release --features fault-injection "${binaries[@]}" -- \
+  cargo test --release --features fault-injection --no-fail-fast "${binaries[@]}" -- \
     "${names[@]}" --exact "${filter[@]}"
   echo "== quick tier passed; scripts/test.sh runs everything" >&2
   exit 0

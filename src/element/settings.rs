@@ -1,4 +1,10 @@
-//! The properties both elements expose, with their defaults, ranges and mutability.
+//! The properties both elements expose. Each is declared once, in `table()`: its ParamSpec
+//! (name, blurb, default, range), when it may change, how it is read and how it is written.
+//! Values are kept in the engine's units (durations, not milliseconds) in two groups:
+//! `StartSettings`, read when the element starts (settable in NULL and READY only), and
+//! `PlayingSettings`, which apply from the next decode or result even while playing. A
+//! property's group is its mutability: a start property's setter can only reach
+//! `StartSettings`, and its ParamSpec gets its flags from the group.
 
 use crate::model::{ContextOptions, Device, IdleTimeout, ModelError};
 use crate::subtitles::{SubtitleFormat, UnknownSubtitleFormat};
@@ -8,6 +14,7 @@ use crate::transcriber::{
 use crate::vad::VadConfig;
 use gst::glib;
 use gst::prelude::*;
+use once_cell::sync::Lazy;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -46,38 +53,51 @@ pub struct StartConfig {
     pub stream: StreamOptions,
 }
 
+/// The properties read when the element starts.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
+pub struct StartSettings {
     pub model: String,
     pub device: Device,
     pub flash_attn: bool,
-    pub model_idle_timeout: i32,
-    pub language: String,
-    pub translate: bool,
-    pub threads: u32,
-    pub beam_size: u32,
-    pub word_timestamps: bool,
-    pub latency_ms: u32,
-    pub lateness_ms: u32,
+    /// `None`: the cache's process default.
+    pub idle_timeout: Option<IdleTimeout>,
+    pub latency: Duration,
     pub vad: bool,
     /// A ggml Silero VAD file (or its name in the models directory); empty: the built-in detector.
     pub vad_model: String,
     pub vad_threshold: f64,
-    pub vad_min_silence_ms: u32,
-    pub vad_padding_ms: u32,
-    pub max_utterance_ms: u32,
-    pub partial_interval_ms: u32,
+    pub vad_min_silence: Duration,
+    pub vad_padding: Duration,
+    pub max_utterance: Duration,
+    pub partial_interval: Duration,
+    pub location: Option<PathBuf>,
+    pub subtitle_format: Option<SubtitleFormat>,
+}
+
+/// The properties that apply while playing: from the next decode, or the next result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlayingSettings {
+    pub language: String,
+    /// The BCP-47 tag last set through `language-code`, if any.
+    pub language_code: Option<String>,
+    pub translate: bool,
     pub initial_prompt: String,
     pub carry_context: bool,
+    pub threads: u32,
+    pub beam_size: u32,
     pub temperature: f64,
     pub temperature_increment: f64,
     pub no_speech_threshold: f64,
     pub suppress_non_speech: bool,
-    /// The BCP-47 tag last set through `language-code`, if any.
-    pub language_code: Option<String>,
+    pub word_timestamps: bool,
+    pub lateness: Duration,
     pub granularity: Granularity,
-    pub location: Option<PathBuf>,
-    pub subtitle_format: Option<SubtitleFormat>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub start: StartSettings,
+    pub playing: PlayingSettings,
 }
 
 /// How `whispertranscribe` cuts each final into text buffers.
@@ -104,41 +124,44 @@ pub enum Granularity {
 }
 
 impl Default for Settings {
-    /// The engine's own defaults, in the properties' units.
+    /// The engine's own defaults.
     fn default() -> Self {
         let decode = DecodeOptions::default();
         let stream = StreamOptions::default();
         let vad = VadConfig::default();
-        let ms = |d: Duration| d.as_millis() as u32;
         Settings {
-            model: DEFAULT_MODEL.into(),
-            device: Device::default(),
-            flash_attn: ContextOptions::default().flash_attn,
-            model_idle_timeout: IDLE_TIMEOUT_PROCESS_DEFAULT,
-            language: decode.language,
-            translate: decode.translate,
-            threads: decode.threads,
-            beam_size: decode.beam_size,
-            word_timestamps: decode.word_timestamps,
-            latency_ms: ms(stream.latency),
-            lateness_ms: 0,
-            vad: stream.vad.is_some(),
-            vad_model: String::new(),
-            vad_threshold: vad.threshold as f64,
-            vad_min_silence_ms: ms(vad.min_silence),
-            vad_padding_ms: ms(vad.padding),
-            max_utterance_ms: ms(stream.max_utterance),
-            partial_interval_ms: ms(stream.partial_interval),
-            initial_prompt: decode.initial_prompt,
-            carry_context: decode.carry_context,
-            temperature: decode.temperature as f64,
-            temperature_increment: decode.temperature_increment as f64,
-            no_speech_threshold: decode.no_speech_threshold as f64,
-            suppress_non_speech: decode.suppress_non_speech,
-            language_code: None,
-            granularity: Granularity::default(),
-            location: None,
-            subtitle_format: None,
+            start: StartSettings {
+                model: DEFAULT_MODEL.into(),
+                device: Device::default(),
+                flash_attn: ContextOptions::default().flash_attn,
+                idle_timeout: None,
+                latency: stream.latency,
+                vad: stream.vad.is_some(),
+                vad_model: String::new(),
+                vad_threshold: vad.threshold as f64,
+                vad_min_silence: vad.min_silence,
+                vad_padding: vad.padding,
+                max_utterance: stream.max_utterance,
+                partial_interval: stream.partial_interval,
+                location: None,
+                subtitle_format: None,
+            },
+            playing: PlayingSettings {
+                language: decode.language,
+                language_code: None,
+                translate: decode.translate,
+                initial_prompt: decode.initial_prompt,
+                carry_context: decode.carry_context,
+                threads: decode.threads,
+                beam_size: decode.beam_size,
+                temperature: decode.temperature as f64,
+                temperature_increment: decode.temperature_increment as f64,
+                no_speech_threshold: decode.no_speech_threshold as f64,
+                suppress_non_speech: decode.suppress_non_speech,
+                word_timestamps: decode.word_timestamps,
+                lateness: Duration::ZERO,
+                granularity: Granularity::default(),
+            },
         }
     }
 }
@@ -154,15 +177,152 @@ pub enum ElementKind {
 pub const MAX_OBSERVED_DELAY: &str = "max-observed-delay";
 pub const REJECTED_AUDIO: &str = "rejected-audio";
 
-impl Settings {
-    pub fn properties(kind: ElementKind) -> Vec<glib::ParamSpec> {
-        // Model and stream-shaping properties are read at NULL -> READY (model) or when the
-        // stream starts; decoding properties apply from the next decode, even while playing.
-        let ready = glib::ParamFlags::READWRITE | gst::PARAM_FLAG_MUTABLE_READY;
-        let playing = glib::ParamFlags::READWRITE | gst::PARAM_FLAG_MUTABLE_PLAYING;
-        let d = Settings::default();
-        let mut props = vec![
-            glib::ParamSpecString::builder("model")
+type Setter<G> = fn(&mut G, &glib::Value) -> Result<(), PropertyError>;
+
+/// How a property is read and written, and so when it may change.
+enum Access {
+    Start {
+        get: fn(&StartSettings) -> glib::Value,
+        set: Setter<StartSettings>,
+    },
+    Playing {
+        get: fn(&PlayingSettings) -> glib::Value,
+        set: Setter<PlayingSettings>,
+    },
+    /// Read-only: the element reports it from its run (`WorkerSlot`).
+    Counter,
+}
+
+impl Access {
+    fn flags(&self) -> glib::ParamFlags {
+        match self {
+            Access::Start { .. } => glib::ParamFlags::READWRITE | gst::PARAM_FLAG_MUTABLE_READY,
+            Access::Playing { .. } => glib::ParamFlags::READWRITE | gst::PARAM_FLAG_MUTABLE_PLAYING,
+            Access::Counter => glib::ParamFlags::READABLE,
+        }
+    }
+}
+
+/// One property: its ParamSpec, how it is reached, and which element has it (`None`: both).
+struct Property {
+    spec: glib::ParamSpec,
+    access: Access,
+    only: Option<ElementKind>,
+}
+
+impl Property {
+    /// A property read when the element starts.
+    fn start(
+        spec: impl FnOnce(glib::ParamFlags) -> glib::ParamSpec,
+        get: fn(&StartSettings) -> glib::Value,
+        set: Setter<StartSettings>,
+    ) -> Self {
+        Self::new(spec, Access::Start { get, set })
+    }
+
+    /// A property that applies while playing.
+    fn playing(
+        spec: impl FnOnce(glib::ParamFlags) -> glib::ParamSpec,
+        get: fn(&PlayingSettings) -> glib::Value,
+        set: Setter<PlayingSettings>,
+    ) -> Self {
+        Self::new(spec, Access::Playing { get, set })
+    }
+
+    fn counter(spec: impl FnOnce(glib::ParamFlags) -> glib::ParamSpec) -> Self {
+        Self::new(spec, Access::Counter)
+    }
+
+    fn new(spec: impl FnOnce(glib::ParamFlags) -> glib::ParamSpec, access: Access) -> Self {
+        Property {
+            spec: spec(access.flags()),
+            access,
+            only: None,
+        }
+    }
+
+    fn only_in(self, kind: ElementKind) -> Self {
+        Property {
+            only: Some(kind),
+            ..self
+        }
+    }
+}
+
+/// A property value in milliseconds as a duration, and back.
+fn millis(value: &glib::Value) -> Duration {
+    Duration::from_millis(value.get::<u32>().unwrap() as u64)
+}
+
+fn ms(d: Duration) -> u32 {
+    d.as_millis().min(u32::MAX as u128) as u32
+}
+
+fn ms_value(d: Duration) -> glib::Value {
+    ms(d).to_value()
+}
+
+/// A string property's value, empty for NULL.
+fn text(value: &glib::Value) -> String {
+    value.get::<Option<String>>().unwrap().unwrap_or_default()
+}
+
+/// `model-idle-timeout`: -1 is the process default, `i32::MAX` never, else seconds.
+fn idle_timeout(seconds: i32) -> Option<IdleTimeout> {
+    match seconds {
+        IDLE_TIMEOUT_PROCESS_DEFAULT => None,
+        i32::MAX => Some(IdleTimeout::Never),
+        s => Some(IdleTimeout::After(Duration::from_secs(s.max(0) as u64))),
+    }
+}
+
+fn idle_timeout_seconds(timeout: Option<IdleTimeout>) -> i32 {
+    match timeout {
+        None => IDLE_TIMEOUT_PROCESS_DEFAULT,
+        Some(IdleTimeout::Never) => i32::MAX,
+        Some(IdleTimeout::After(d)) => d.as_secs().min(i32::MAX as u64 - 1) as i32,
+    }
+}
+
+fn set_language(s: &mut PlayingSettings, value: &glib::Value) -> Result<(), PropertyError> {
+    let code = text(value).trim().to_lowercase();
+    let code = if code.is_empty() { "auto".into() } else { code };
+    if whisper_language(&code).is_none() {
+        return Err(PropertyError::UnknownLanguage(code));
+    }
+    s.language = code;
+    s.language_code = None;
+    Ok(())
+}
+
+fn set_language_code(s: &mut PlayingSettings, value: &glib::Value) -> Result<(), PropertyError> {
+    let tag = text(value);
+    let language =
+        language_for_bcp47(&tag).ok_or_else(|| PropertyError::UnknownLanguageCode(tag.clone()))?;
+    s.language = language.into();
+    s.language_code = Some(tag);
+    Ok(())
+}
+
+fn set_subtitle_format(s: &mut StartSettings, value: &glib::Value) -> Result<(), PropertyError> {
+    let name = text(value);
+    s.subtitle_format = match name.trim().is_empty() {
+        true => None,
+        false => Some(name.parse()?),
+    };
+    Ok(())
+}
+
+/// Every property, in the order gst-inspect-1.0 lists them: how each is read and written.
+static TABLE: Lazy<Vec<Property>> = Lazy::new(table);
+
+#[rustfmt::skip]
+fn table() -> Vec<Property> {
+    let d = Settings::default();
+    let (start, playing) = (&d.start, &d.playing);
+    vec![
+        Property::start(
+            |f| glib::ParamSpecString::builder("model")
                 .nick("Model")
                 .blurb(
                     "Whisper model: a whisper.cpp ggml file, a faster-whisper (CTranslate2) model \
@@ -171,21 +331,30 @@ impl Settings {
                      Shared by every element in the process that uses the same file, device and flash-attn",
                 )
                 .default_value(Some(DEFAULT_MODEL))
-                .flags(ready)
-                .build(),
-            glib::ParamSpecString::builder("device")
+                .flags(f).build(),
+            |s| s.model.to_value(),
+            |s, v| { s.model = text(v); Ok(()) },
+        ),
+        Property::start(
+            |f| glib::ParamSpecString::builder("device")
                 .nick("Device")
                 .blurb("Where inference runs: cpu, or gpu:N in builds with a GPU feature")
-                .default_value(Some(d.device.to_string().as_str()))
-                .flags(ready)
-                .build(),
-            glib::ParamSpecBoolean::builder("flash-attn")
+                .default_value(Some(start.device.to_string().as_str()))
+                .flags(f).build(),
+            |s| s.device.to_string().to_value(),
+            |s, v| { s.device = text(v).parse()?; Ok(()) },
+        ),
+        Property::start(
+            |f| glib::ParamSpecBoolean::builder("flash-attn")
                 .nick("Flash attention")
                 .blurb("Load the model with flash attention (slower on CPU; a separate cached model)")
-                .default_value(d.flash_attn)
-                .flags(ready)
-                .build(),
-            glib::ParamSpecInt::builder("model-idle-timeout")
+                .default_value(start.flash_attn)
+                .flags(f).build(),
+            |s| s.flash_attn.to_value(),
+            |s, v| { s.flash_attn = v.get().unwrap(); Ok(()) },
+        ),
+        Property::start(
+            |f| glib::ParamSpecInt::builder("model-idle-timeout")
                 .nick("Model idle time-out")
                 .blurb(
                     "Seconds an unused model stays loaded after the last element using it stops: \
@@ -194,50 +363,68 @@ impl Settings {
                 )
                 .minimum(-1)
                 .maximum(i32::MAX)
-                .default_value(IDLE_TIMEOUT_PROCESS_DEFAULT)
-                .flags(ready)
-                .build(),
-            glib::ParamSpecString::builder("language")
+                .default_value(idle_timeout_seconds(start.idle_timeout))
+                .flags(f).build(),
+            |s| idle_timeout_seconds(s.idle_timeout).to_value(),
+            |s, v| { s.idle_timeout = idle_timeout(v.get().unwrap()); Ok(()) },
+        ),
+        Property::playing(
+            |f| glib::ParamSpecString::builder("language")
                 .nick("Language")
                 .blurb(
                     "Spoken language as a Whisper code (en, de, ...), or auto to detect it once per \
                      stream (reported in transcript messages); English-only models always use en",
                 )
-                .default_value(Some(d.language.as_str()))
-                .flags(playing)
-                .build(),
-            glib::ParamSpecString::builder("language-code")
+                .default_value(Some(playing.language.as_str()))
+                .flags(f).build(),
+            |s| s.language.to_value(),
+            set_language,
+        ),
+        Property::playing(
+            |f| glib::ParamSpecString::builder("language-code")
                 .nick("Language code")
                 .blurb(
                     "Spoken language as a BCP-47 tag (en-US, pt-BR, zh-Hans, ...), as GStreamer \
                      transcribers take it; sets language to the matching Whisper language. \
                      Reads back the tag last set, else language",
                 )
-                .default_value(Some(d.language.as_str()))
-                .flags(playing)
-                .build(),
-            glib::ParamSpecBoolean::builder("translate")
+                .default_value(Some(playing.language.as_str()))
+                .flags(f).build(),
+            |s| s.language_code.as_ref().unwrap_or(&s.language).to_value(),
+            set_language_code,
+        ),
+        Property::playing(
+            |f| glib::ParamSpecBoolean::builder("translate")
                 .nick("Translate")
                 .blurb("Translate the speech into English (multilingual models only)")
-                .default_value(d.translate)
-                .flags(playing)
-                .build(),
-            glib::ParamSpecString::builder("initial-prompt")
+                .default_value(playing.translate)
+                .flags(f).build(),
+            |s| s.translate.to_value(),
+            |s, v| { s.translate = v.get().unwrap(); Ok(()) },
+        ),
+        Property::playing(
+            |f| glib::ParamSpecString::builder("initial-prompt")
                 .nick("Initial prompt")
                 .blurb("Text that primes every decode: names, terms and spelling to expect, the style of punctuation")
                 .default_value(Some(""))
-                .flags(playing)
-                .build(),
-            glib::ParamSpecBoolean::builder("carry-context")
+                .flags(f).build(),
+            |s| s.initial_prompt.to_value(),
+            |s, v| { s.initial_prompt = text(v); Ok(()) },
+        ),
+        Property::playing(
+            |f| glib::ParamSpecBoolean::builder("carry-context")
                 .nick("Carry context")
                 .blurb(
                     "Prime each utterance with this stream's previous final (better continuity; \
                      a misheard phrase may echo). Never crosses streams; a flush forgets it",
                 )
-                .default_value(d.carry_context)
-                .flags(playing)
-                .build(),
-            glib::ParamSpecUInt::builder("threads")
+                .default_value(playing.carry_context)
+                .flags(f).build(),
+            |s| s.carry_context.to_value(),
+            |s, v| { s.carry_context = v.get().unwrap(); Ok(()) },
+        ),
+        Property::playing(
+            |f| glib::ParamSpecUInt::builder("threads")
                 .nick("Threads")
                 .blurb(
                     "Inference threads for this stream at most (default: the cores it may use, \
@@ -246,26 +433,35 @@ impl Settings {
                 )
                 .minimum(1)
                 .maximum(64)
-                .default_value(d.threads)
-                .flags(playing)
-                .build(),
-            glib::ParamSpecUInt::builder("beam-size")
+                .default_value(playing.threads)
+                .flags(f).build(),
+            |s| s.threads.to_value(),
+            |s, v| { s.threads = v.get().unwrap(); Ok(()) },
+        ),
+        Property::playing(
+            |f| glib::ParamSpecUInt::builder("beam-size")
                 .nick("Beam size")
                 .blurb("Beam search width; 0 or 1 decodes greedily (fastest)")
                 .minimum(0)
                 .maximum(MAX_BEAM_SIZE)
-                .default_value(d.beam_size)
-                .flags(playing)
-                .build(),
-            glib::ParamSpecDouble::builder("temperature")
+                .default_value(playing.beam_size)
+                .flags(f).build(),
+            |s| s.beam_size.to_value(),
+            |s, v| { s.beam_size = v.get().unwrap(); Ok(()) },
+        ),
+        Property::playing(
+            |f| glib::ParamSpecDouble::builder("temperature")
                 .nick("Temperature")
                 .blurb("Sampling temperature of a decode's first attempt; 0 takes the most likely tokens")
                 .minimum(0.0)
                 .maximum(1.0)
-                .default_value(d.temperature)
-                .flags(playing)
-                .build(),
-            glib::ParamSpecDouble::builder("temperature-increment")
+                .default_value(playing.temperature)
+                .flags(f).build(),
+            |s| s.temperature.to_value(),
+            |s, v| { s.temperature = v.get().unwrap(); Ok(()) },
+        ),
+        Property::playing(
+            |f| glib::ParamSpecDouble::builder("temperature-increment")
                 .nick("Temperature increment")
                 .blurb(
                     "Temperature fallback: a decode that repeats itself or is improbable is retried \
@@ -273,10 +469,13 @@ impl Settings {
                 )
                 .minimum(0.0)
                 .maximum(1.0)
-                .default_value(d.temperature_increment)
-                .flags(playing)
-                .build(),
-            glib::ParamSpecDouble::builder("no-speech-threshold")
+                .default_value(playing.temperature_increment)
+                .flags(f).build(),
+            |s| s.temperature_increment.to_value(),
+            |s, v| { s.temperature_increment = v.get().unwrap(); Ok(()) },
+        ),
+        Property::playing(
+            |f| glib::ParamSpecDouble::builder("no-speech-threshold")
                 .nick("No-speech threshold")
                 .blurb(
                     "A segment whose no-speech probability is above this (and whose text is \
@@ -284,30 +483,42 @@ impl Settings {
                 )
                 .minimum(0.0)
                 .maximum(1.0)
-                .default_value(d.no_speech_threshold)
-                .flags(playing)
-                .build(),
-            glib::ParamSpecBoolean::builder("suppress-non-speech")
+                .default_value(playing.no_speech_threshold)
+                .flags(f).build(),
+            |s| s.no_speech_threshold.to_value(),
+            |s, v| { s.no_speech_threshold = v.get().unwrap(); Ok(()) },
+        ),
+        Property::playing(
+            |f| glib::ParamSpecBoolean::builder("suppress-non-speech")
                 .nick("Suppress non-speech")
                 .blurb("Never write non-speech tokens (music notes, bracketed sound descriptions)")
-                .default_value(d.suppress_non_speech)
-                .flags(playing)
-                .build(),
-            glib::ParamSpecBoolean::builder("word-timestamps")
+                .default_value(playing.suppress_non_speech)
+                .flags(f).build(),
+            |s| s.suppress_non_speech.to_value(),
+            |s, v| { s.suppress_non_speech = v.get().unwrap(); Ok(()) },
+        ),
+        Property::playing(
+            |f| glib::ParamSpecBoolean::builder("word-timestamps")
                 .nick("Word timestamps")
                 .blurb("Add per-word timing and probability to transcript messages")
-                .default_value(d.word_timestamps)
-                .flags(playing)
-                .build(),
-            glib::ParamSpecUInt::builder("latency")
+                .default_value(playing.word_timestamps)
+                .flags(f).build(),
+            |s| s.word_timestamps.to_value(),
+            |s, v| { s.word_timestamps = v.get().unwrap(); Ok(()) },
+        ),
+        Property::start(
+            |f| glib::ParamSpecUInt::builder("latency")
                 .nick("Latency")
                 .blurb("Live input: the longest a final may come after its utterance ends, in ms; added to the pipeline latency")
                 .minimum(500)
                 .maximum(30_000)
-                .default_value(d.latency_ms)
-                .flags(ready)
-                .build(),
-            glib::ParamSpecUInt::builder("lateness")
+                .default_value(ms(start.latency))
+                .flags(f).build(),
+            |s| ms_value(s.latency),
+            |s, v| { s.latency = millis(v); Ok(()) },
+        ),
+        Property::playing(
+            |f| glib::ParamSpecUInt::builder("lateness")
                 .nick("Lateness")
                 .blurb(
                     "Live input: delay in ms past latency a final may have before the element \
@@ -315,10 +526,13 @@ impl Settings {
                 )
                 .minimum(0)
                 .maximum(60_000)
-                .default_value(d.lateness_ms)
-                .flags(playing)
-                .build(),
-            glib::ParamSpecUInt::builder(MAX_OBSERVED_DELAY)
+                .default_value(ms(playing.lateness))
+                .flags(f).build(),
+            |s| ms_value(s.lateness),
+            |s, v| { s.lateness = millis(v); Ok(()) },
+        ),
+        Property::counter(
+            |f| glib::ParamSpecUInt::builder(MAX_OBSERVED_DELAY)
                 .nick("Maximum observed delay")
                 .blurb(
                     "Live input: the longest time in ms from an utterance's end to its final so \
@@ -327,24 +541,29 @@ impl Settings {
                 .minimum(0)
                 .maximum(u32::MAX)
                 .default_value(0)
-                .read_only()
-                .build(),
-            glib::ParamSpecUInt64::builder(REJECTED_AUDIO)
+                .flags(f).build(),
+        ),
+        Property::counter(
+            |f| glib::ParamSpecUInt64::builder(REJECTED_AUDIO)
                 .nick("Rejected audio")
                 .blurb(
                     "Audio in ms the voice detector heard over the noise floor and did not \
                      transcribe in this run, as not speech (notifies when it grows; each \
                      stretch is logged at DEBUG with its time and why)",
                 )
-                .read_only()
-                .build(),
-            glib::ParamSpecBoolean::builder("vad")
+                .flags(f).build(),
+        ),
+        Property::start(
+            |f| glib::ParamSpecBoolean::builder("vad")
                 .nick("Voice detection")
                 .blurb("Cut the audio into utterances with the built-in voice detector, so silence and steady noise cost no inference; off: fixed 30 s windows")
-                .default_value(d.vad)
-                .flags(ready)
-                .build(),
-            glib::ParamSpecString::builder("vad-model")
+                .default_value(start.vad)
+                .flags(f).build(),
+            |s| s.vad.to_value(),
+            |s, v| { s.vad = v.get().unwrap(); Ok(()) },
+        ),
+        Property::start(
+            |f| glib::ParamSpecString::builder("vad-model")
                 .nick("Voice detection model")
                 .blurb(
                     "A whisper.cpp ggml Silero VAD file (e.g. ggml-silero-v6.2.0.bin, or its name \
@@ -352,9 +571,12 @@ impl Settings {
                      detector; loaded once into the shared model cache. Empty: built-in",
                 )
                 .default_value(Some(""))
-                .flags(ready)
-                .build(),
-            glib::ParamSpecDouble::builder("vad-threshold")
+                .flags(f).build(),
+            |s| s.vad_model.to_value(),
+            |s, v| { s.vad_model = text(v).trim().to_string(); Ok(()) },
+        ),
+        Property::start(
+            |f| glib::ParamSpecDouble::builder("vad-threshold")
                 .nick("Voice detection threshold")
                 .blurb(
                     "0..1: built-in detector: how far above the noise floor speech must be \
@@ -363,26 +585,35 @@ impl Settings {
                 )
                 .minimum(0.0)
                 .maximum(1.0)
-                .default_value(d.vad_threshold)
-                .flags(ready)
-                .build(),
-            glib::ParamSpecUInt::builder("vad-min-silence")
+                .default_value(start.vad_threshold)
+                .flags(f).build(),
+            |s| s.vad_threshold.to_value(),
+            |s, v| { s.vad_threshold = v.get().unwrap(); Ok(()) },
+        ),
+        Property::start(
+            |f| glib::ParamSpecUInt::builder("vad-min-silence")
                 .nick("Minimum silence")
                 .blurb("Silence in ms that ends an utterance")
                 .minimum(100)
                 .maximum(10_000)
-                .default_value(d.vad_min_silence_ms)
-                .flags(ready)
-                .build(),
-            glib::ParamSpecUInt::builder("vad-padding")
+                .default_value(ms(start.vad_min_silence))
+                .flags(f).build(),
+            |s| ms_value(s.vad_min_silence),
+            |s, v| { s.vad_min_silence = millis(v); Ok(()) },
+        ),
+        Property::start(
+            |f| glib::ParamSpecUInt::builder("vad-padding")
                 .nick("Speech padding")
                 .blurb("Audio in ms kept before and after the detected speech")
                 .minimum(0)
                 .maximum(2000)
-                .default_value(d.vad_padding_ms)
-                .flags(ready)
-                .build(),
-            glib::ParamSpecUInt::builder("max-utterance")
+                .default_value(ms(start.vad_padding))
+                .flags(f).build(),
+            |s| ms_value(s.vad_padding),
+            |s, v| { s.vad_padding = millis(v); Ok(()) },
+        ),
+        Property::start(
+            |f| glib::ParamSpecUInt::builder("max-utterance")
                 .nick("Maximum utterance")
                 .blurb(
                     "Longest utterance in ms; longer speech is cut into separate finals at its \
@@ -390,45 +621,79 @@ impl Settings {
                 )
                 .minimum(1000)
                 .maximum(30_000)
-                .default_value(d.max_utterance_ms)
-                .flags(ready)
-                .build(),
-            glib::ParamSpecUInt::builder("partial-interval")
+                .default_value(ms(start.max_utterance))
+                .flags(f).build(),
+            |s| ms_value(s.max_utterance),
+            |s, v| { s.max_utterance = millis(v); Ok(()) },
+        ),
+        Property::start(
+            |f| glib::ParamSpecUInt::builder("partial-interval")
                 .nick("Partial interval")
                 .blurb("Live input: decode the utterance in progress after this many ms of new audio (partial results)")
                 .minimum(200)
                 .maximum(10_000)
-                .default_value(d.partial_interval_ms)
-                .flags(ready)
-                .build(),
-        ];
-        match kind {
-            ElementKind::Transcribe => props.push(
-                glib::ParamSpecEnum::builder_with_default("output-granularity", d.granularity)
-                    .nick("Output granularity")
-                    .blurb("How each final is cut into text buffers: per segment, per word or per utterance")
-                    .flags(playing)
-                    .build(),
-            ),
-            ElementKind::Sink => props.extend([
-                glib::ParamSpecString::builder("location")
-                    .nick("Location")
-                    .blurb(
-                        "Write finals to this subtitle file as they come (SRT, WebVTT or JSON \
-                         Lines by extension .srt, .vtt, .jsonl, or subtitle-format), timed in \
-                         running time and flushed after each cue",
-                    )
-                    .flags(ready)
-                    .build(),
-                glib::ParamSpecString::builder("subtitle-format")
-                    .nick("Subtitle format")
-                    .blurb("Format of location: srt, webvtt or jsonl; empty: from its extension")
-                    .default_value(Some(""))
-                    .flags(ready)
-                    .build(),
-            ]),
-        }
-        props
+                .default_value(ms(start.partial_interval))
+                .flags(f).build(),
+            |s| ms_value(s.partial_interval),
+            |s, v| { s.partial_interval = millis(v); Ok(()) },
+        ),
+        Property::playing(
+            |f| glib::ParamSpecEnum::builder_with_default("output-granularity", playing.granularity)
+                .nick("Output granularity")
+                .blurb("How each final is cut into text buffers: per segment, per word or per utterance")
+                .flags(f).build(),
+            |s| s.granularity.to_value(),
+            |s, v| { s.granularity = v.get().unwrap(); Ok(()) },
+        )
+        .only_in(ElementKind::Transcribe),
+        Property::start(
+            |f| glib::ParamSpecString::builder("location")
+                .nick("Location")
+                .blurb(
+                    "Write finals to this subtitle file as they come (SRT, WebVTT or JSON \
+                     Lines by extension .srt, .vtt, .jsonl, or subtitle-format), timed in \
+                     running time and flushed after each cue",
+                )
+                .flags(f).build(),
+            |s| s.location.as_ref().map(|l| l.to_string_lossy().into_owned()).to_value(),
+            |s, v| { s.location = Some(text(v)).filter(|l| !l.is_empty()).map(PathBuf::from); Ok(()) },
+        )
+        .only_in(ElementKind::Sink),
+        Property::start(
+            |f| glib::ParamSpecString::builder("subtitle-format")
+                .nick("Subtitle format")
+                .blurb("Format of location: srt, webvtt or jsonl; empty: from its extension")
+                .default_value(Some(""))
+                .flags(f).build(),
+            |s| s.subtitle_format.map(|f| f.name()).unwrap_or("").to_value(),
+            set_subtitle_format,
+        )
+        .only_in(ElementKind::Sink),
+    ]
+}
+
+impl Settings {
+    /// The ParamSpecs of `kind`'s properties: new ones for each element class (GObject
+    /// installs a ParamSpec in one class only).
+    pub fn properties(kind: ElementKind) -> Vec<glib::ParamSpec> {
+        table()
+            .into_iter()
+            .filter(|p| p.only.is_none_or(|k| k == kind))
+            .map(|p| p.spec)
+            .collect()
+    }
+
+    fn property(pspec: &glib::ParamSpec) -> &'static Property {
+        TABLE
+            .iter()
+            .find(|p| p.spec.name() == pspec.name())
+            .unwrap_or_else(|| unreachable!("unknown property {}", pspec.name()))
+    }
+
+    #[cfg(test)]
+    fn property_spec(name: &str) -> glib::ParamSpec {
+        let property = TABLE.iter().find(|p| p.spec.name() == name);
+        property.expect("a property of ours").spec.clone()
     }
 
     /// Sets a property; a value that cannot work (an unknown language) is refused with the
@@ -438,132 +703,61 @@ impl Settings {
         value: &glib::Value,
         pspec: &glib::ParamSpec,
     ) -> Result<(), PropertyError> {
-        let text = || value.get::<Option<String>>().unwrap().unwrap_or_default();
-        match pspec.name() {
-            "model" => self.model = text(),
-            "device" => self.device = text().parse()?,
-            "flash-attn" => self.flash_attn = value.get().unwrap(),
-            "model-idle-timeout" => self.model_idle_timeout = value.get().unwrap(),
-            "language" => {
-                let code = text().trim().to_lowercase();
-                let code = if code.is_empty() { "auto".into() } else { code };
-                if whisper_language(&code).is_none() {
-                    return Err(PropertyError::UnknownLanguage(code));
-                }
-                self.language = code;
-                self.language_code = None;
-            }
-            "language-code" => {
-                let tag = text();
-                let language = language_for_bcp47(&tag)
-                    .ok_or_else(|| PropertyError::UnknownLanguageCode(tag.clone()))?;
-                self.language = language.into();
-                self.language_code = Some(tag);
-            }
-            "translate" => self.translate = value.get().unwrap(),
-            "initial-prompt" => self.initial_prompt = text(),
-            "carry-context" => self.carry_context = value.get().unwrap(),
-            "threads" => self.threads = value.get().unwrap(),
-            "beam-size" => self.beam_size = value.get().unwrap(),
-            "temperature" => self.temperature = value.get().unwrap(),
-            "temperature-increment" => self.temperature_increment = value.get().unwrap(),
-            "no-speech-threshold" => self.no_speech_threshold = value.get().unwrap(),
-            "suppress-non-speech" => self.suppress_non_speech = value.get().unwrap(),
-            "word-timestamps" => self.word_timestamps = value.get().unwrap(),
-            "latency" => self.latency_ms = value.get().unwrap(),
-            "lateness" => self.lateness_ms = value.get().unwrap(),
-            "vad" => self.vad = value.get().unwrap(),
-            "vad-model" => self.vad_model = text().trim().to_string(),
-            "vad-threshold" => self.vad_threshold = value.get().unwrap(),
-            "vad-min-silence" => self.vad_min_silence_ms = value.get().unwrap(),
-            "vad-padding" => self.vad_padding_ms = value.get().unwrap(),
-            "max-utterance" => self.max_utterance_ms = value.get().unwrap(),
-            "partial-interval" => self.partial_interval_ms = value.get().unwrap(),
-            "output-granularity" => self.granularity = value.get().unwrap(),
-            "location" => self.location = Some(text()).filter(|l| !l.is_empty()).map(PathBuf::from),
-            "subtitle-format" => {
-                let name = text();
-                self.subtitle_format = if name.trim().is_empty() {
-                    None
-                } else {
-                    Some(name.parse()?)
-                };
-            }
-            other => unreachable!("unknown property {other}"),
+        match &Self::property(pspec).access {
+            Access::Start { set, .. } => set(&mut self.start, value),
+            Access::Playing { set, .. } => set(&mut self.playing, value),
+            Access::Counter => unreachable!("{} is read-only", pspec.name()),
         }
-        Ok(())
     }
 
+    /// A property's value (not the counters: the element reports those).
     pub fn get(&self, pspec: &glib::ParamSpec) -> glib::Value {
-        match pspec.name() {
-            "model" => self.model.to_value(),
-            "device" => self.device.to_string().to_value(),
-            "flash-attn" => self.flash_attn.to_value(),
-            "model-idle-timeout" => self.model_idle_timeout.to_value(),
-            "language" => self.language.to_value(),
-            "language-code" => self
-                .language_code
-                .as_ref()
-                .unwrap_or(&self.language)
-                .to_value(),
-            "translate" => self.translate.to_value(),
-            "initial-prompt" => self.initial_prompt.to_value(),
-            "carry-context" => self.carry_context.to_value(),
-            "threads" => self.threads.to_value(),
-            "beam-size" => self.beam_size.to_value(),
-            "temperature" => self.temperature.to_value(),
-            "temperature-increment" => self.temperature_increment.to_value(),
-            "no-speech-threshold" => self.no_speech_threshold.to_value(),
-            "suppress-non-speech" => self.suppress_non_speech.to_value(),
-            "word-timestamps" => self.word_timestamps.to_value(),
-            "latency" => self.latency_ms.to_value(),
-            "lateness" => self.lateness_ms.to_value(),
-            "vad" => self.vad.to_value(),
-            "vad-model" => self.vad_model.to_value(),
-            "vad-threshold" => self.vad_threshold.to_value(),
-            "vad-min-silence" => self.vad_min_silence_ms.to_value(),
-            "vad-padding" => self.vad_padding_ms.to_value(),
-            "max-utterance" => self.max_utterance_ms.to_value(),
-            "partial-interval" => self.partial_interval_ms.to_value(),
-            "output-granularity" => self.granularity.to_value(),
-            "location" => self
-                .location
-                .as_ref()
-                .map(|l| l.to_string_lossy().into_owned())
-                .to_value(),
-            "subtitle-format" => self
-                .subtitle_format
-                .map(|f| f.name())
-                .unwrap_or("")
-                .to_value(),
-            other => unreachable!("unknown property {other}"),
+        match &Self::property(pspec).access {
+            Access::Start { get, .. } => get(&self.start),
+            Access::Playing { get, .. } => get(&self.playing),
+            Access::Counter => unreachable!("{} is the element's counter", pspec.name()),
         }
     }
 
     /// The worker's start configuration, from the properties as they are now.
     pub fn start_config(&self) -> StartConfig {
+        let start = &self.start;
         StartConfig {
-            model: self.model.clone(),
-            device: self.device,
+            model: start.model.clone(),
+            device: start.device,
             context: ContextOptions {
-                flash_attn: self.flash_attn,
+                flash_attn: start.flash_attn,
             },
-            idle_timeout: self.idle_timeout(),
-            vad_model: Some(self.vad_model.clone()).filter(|m| self.vad && !m.is_empty()),
-            decode: self.decode_options(),
-            stream: self.stream_options(),
+            idle_timeout: start.idle_timeout,
+            vad_model: Some(start.vad_model.clone()).filter(|m| start.vad && !m.is_empty()),
+            decode: self.playing.decode_options(),
+            stream: start.stream_options(),
         }
     }
 
-    /// `None`: the cache's process default.
-    fn idle_timeout(&self) -> Option<IdleTimeout> {
-        match self.model_idle_timeout {
-            IDLE_TIMEOUT_PROCESS_DEFAULT => None,
-            i32::MAX => Some(IdleTimeout::Never),
-            s => Some(IdleTimeout::After(Duration::from_secs(s.max(0) as u64))),
+    pub fn latency(&self) -> gst::ClockTime {
+        super::clock_time(self.start.latency)
+    }
+}
+
+impl StartSettings {
+    /// Whether results are live is learnt from upstream when caps arrive.
+    fn stream_options(&self) -> StreamOptions {
+        StreamOptions {
+            live: false,
+            vad: self.vad.then_some(VadConfig {
+                threshold: self.vad_threshold as f32,
+                min_silence: self.vad_min_silence,
+                padding: self.vad_padding,
+            }),
+            partial_interval: self.partial_interval,
+            max_utterance: self.max_utterance,
+            latency: self.latency,
         }
     }
+}
 
+impl PlayingSettings {
     pub fn decode_options(&self) -> DecodeOptions {
         DecodeOptions {
             language: self.language.trim().to_lowercase(),
@@ -580,24 +774,109 @@ impl Settings {
             suppress_non_speech: self.suppress_non_speech,
         }
     }
+}
 
-    /// Whether results are live is learnt from upstream when caps arrive.
-    fn stream_options(&self) -> StreamOptions {
-        let ms = |v: u32| Duration::from_millis(v as u64);
-        StreamOptions {
-            live: false,
-            vad: self.vad.then(|| VadConfig {
-                threshold: self.vad_threshold as f32,
-                min_silence: ms(self.vad_min_silence_ms),
-                padding: ms(self.vad_padding_ms),
-            }),
-            partial_interval: ms(self.partial_interval_ms),
-            max_utterance: ms(self.max_utterance_ms),
-            latency: ms(self.latency_ms),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str) -> glib::ParamSpec {
+        Settings::property_spec(name)
+    }
+
+    fn set(s: &mut Settings, name: &str, value: impl ToValue) -> Result<(), PropertyError> {
+        s.set(&value.to_value(), &spec(name))
+    }
+
+    /// What every property reads back from the engine's defaults is its declared default.
+    #[test]
+    fn each_property_reads_back_its_declared_default() {
+        gst::init().unwrap();
+        let d = Settings::default();
+        for p in TABLE
+            .iter()
+            .filter(|p| !matches!(p.access, Access::Counter))
+        {
+            let (declared, read) = (p.spec.default_value(), d.get(&p.spec));
+            // A value's debug form names its type and its contents (NULL strings too).
+            assert_eq!(
+                format!("{declared:?}"),
+                format!("{read:?}"),
+                "{}",
+                p.spec.name()
+            );
         }
     }
 
-    pub fn latency(&self) -> gst::ClockTime {
-        gst::ClockTime::from_mseconds(self.latency_ms as u64)
+    #[test]
+    fn milliseconds_are_kept_as_durations_and_reach_the_engine() {
+        let mut s = Settings::default();
+        set(&mut s, "latency", 1234u32).unwrap();
+        set(&mut s, "vad-min-silence", 250u32).unwrap();
+        set(&mut s, "lateness", 70u32).unwrap();
+        assert_eq!(s.start.latency, Duration::from_millis(1234));
+        assert_eq!(s.playing.lateness, Duration::from_millis(70));
+        let config = s.start_config();
+        assert_eq!(config.stream.latency, Duration::from_millis(1234));
+        assert_eq!(
+            config.stream.vad.unwrap().min_silence,
+            Duration::from_millis(250)
+        );
+        assert_eq!(s.get(&spec("latency")).get::<u32>(), Ok(1234));
+    }
+
+    #[test]
+    fn the_idle_time_out_round_trips_through_its_special_values() {
+        let mut s = Settings::default();
+        for (seconds, timeout) in [
+            (-1, None),
+            (0, Some(IdleTimeout::After(Duration::ZERO))),
+            (5, Some(IdleTimeout::After(Duration::from_secs(5)))),
+            (i32::MAX, Some(IdleTimeout::Never)),
+        ] {
+            set(&mut s, "model-idle-timeout", seconds).unwrap();
+            assert_eq!(s.start.idle_timeout, timeout);
+            assert_eq!(s.get(&spec("model-idle-timeout")).get::<i32>(), Ok(seconds));
+        }
+    }
+
+    #[test]
+    fn only_playing_settings_change_where_each_property_says() {
+        let mut s = Settings::default();
+        set(&mut s, "beam-size", 4u32).unwrap();
+        set(&mut s, "language-code", "de-AT").unwrap();
+        assert_eq!(s.start, Settings::default().start);
+        assert_eq!(s.playing.decode_options().language, "de");
+        assert_eq!(
+            s.get(&spec("language-code")).get::<String>().unwrap(),
+            "de-AT"
+        );
+        assert!(spec("beam-size")
+            .flags()
+            .contains(gst::PARAM_FLAG_MUTABLE_PLAYING));
+        set(&mut s, "vad-model", " silero.bin ").unwrap();
+        assert_eq!(s.playing.beam_size, 4);
+        assert!(!spec("vad-model")
+            .flags()
+            .contains(gst::PARAM_FLAG_MUTABLE_PLAYING));
+        assert_eq!(s.start_config().vad_model.as_deref(), Some("silero.bin"));
+        set(&mut s, "vad", false).unwrap();
+        assert_eq!(
+            s.start_config().vad_model,
+            None,
+            "no detector, no detector model"
+        );
+    }
+
+    #[test]
+    fn values_that_cannot_work_are_refused_and_the_old_value_stays() {
+        let mut s = Settings::default();
+        assert_eq!(
+            set(&mut s, "language", "klingon"),
+            Err(PropertyError::UnknownLanguage("klingon".into()))
+        );
+        assert!(set(&mut s, "device", "tpu").is_err());
+        assert!(set(&mut s, "subtitle-format", "doc").is_err());
+        assert_eq!(s, Settings::default());
     }
 }

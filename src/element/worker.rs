@@ -5,7 +5,7 @@
 
 use super::model::{self, ModelWatch};
 use super::stream::{Stream, StreamError, TimedTranscript};
-use super::Settings;
+use super::{clock_time, Settings};
 use crate::live_timing::{final_delay, OverloadWatch};
 use crate::queue::{Limits, Next, Pace, Queued, Refused, Work, WorkQueue};
 use crate::scheduler::{CancelToken, DecodeSlot};
@@ -280,7 +280,7 @@ fn run(start: Start) {
             gst::element_warning!(element, gst::CoreError::Failed, ("{}", e));
         }
         let slot = DecodeSlot {
-            budget: crate::scheduler::for_device(settings.device),
+            budget: crate::scheduler::for_device(settings.start.device),
             cancel: shared.cancel.clone(),
         };
         model::load(&element, &settings.start_config(), &watch, slot).ok()
@@ -337,15 +337,15 @@ fn warn_if_overloaded(
         watch.not_live();
         return;
     }
-    let latency = settings.latency();
     let due = watch.check(
         Instant::now(),
         Duration::from_nanos(lag_ns),
-        Duration::from_nanos(latency.nseconds()),
+        settings.start.latency,
     );
     if !due {
         return;
     }
+    let latency = settings.latency();
     let lag = gst::ClockTime::from_nseconds(lag_ns);
     gst::warning!(
         cat,
@@ -375,10 +375,11 @@ fn warn_if_overloaded(
     );
 }
 
-/// Applies settings changed while running: decoding options to the transcriber (refused
-/// ones are reported and the old ones stay), the rest to what the worker reads per result.
+/// Applies the settings that may change while running: decoding options to the transcriber
+/// (refused ones are reported and the old ones stay), the rest to what the worker reads per
+/// result. Start settings stay what the stream was started with.
 fn apply(element: &gst::Element, stream: &mut Stream, settings: &mut Settings, update: Settings) {
-    if let Err(e) = stream.set_decode_options(&update.decode_options()) {
+    if let Err(e) = stream.set_decode_options(&update.playing.decode_options()) {
         gst::element_warning!(
             element,
             gst::LibraryError::Settings,
@@ -386,11 +387,7 @@ fn apply(element: &gst::Element, stream: &mut Stream, settings: &mut Settings, u
         );
         return;
     }
-    // Only what may change while playing: `latency` (READY only) stays what the stream's
-    // deadlines and the LATENCY answer were made with.
-    let latency_ms = settings.latency_ms;
-    *settings = update;
-    settings.latency_ms = latency_ms;
+    settings.playing = update.playing;
 }
 
 /// The element's output, passing on only results of work no flush has overtaken.
@@ -428,8 +425,8 @@ impl Current<'_> {
         let judged = final_delay(
             Duration::from_nanos(now.nseconds()),
             Duration::from_nanos((start + t.duration).nseconds()),
-            Duration::from_nanos(self.settings.latency().nseconds()),
-            Duration::from_millis(self.settings.lateness_ms as u64),
+            self.settings.start.latency,
+            self.settings.playing.lateness,
         );
         let delay = gst::ClockTime::from_nseconds(judged.delay.as_nanos() as u64);
         let delay_ms = delay.mseconds().min(u32::MAX as u64) as u32;
@@ -448,10 +445,7 @@ impl Current<'_> {
             let details = gst::Structure::builder("whisperstt-late")
                 .field("delay", delay)
                 .field("latency", self.settings.latency())
-                .field(
-                    "lateness",
-                    gst::ClockTime::from_mseconds(self.settings.lateness_ms as u64),
-                )
+                .field("lateness", clock_time(self.settings.playing.lateness))
                 .field("utterance-id", t.transcript.utterance_id)
                 .build();
             gst::element_warning!(
@@ -460,8 +454,8 @@ impl Current<'_> {
                 (
                     "Final transcript {} ms after its utterance ended: over latency {} ms + lateness {} ms",
                     delay.mseconds(),
-                    self.settings.latency_ms,
-                    self.settings.lateness_ms
+                    self.settings.latency().mseconds(),
+                    self.settings.playing.lateness.as_millis()
                 ),
                 details: details
             );

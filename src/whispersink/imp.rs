@@ -67,10 +67,11 @@ struct BusOutput {
 fn open_subtitles(
     settings: &Settings,
 ) -> Result<Option<(SubtitleWriter<File>, PathBuf)>, gst::ErrorMessage> {
-    let Some(path) = &settings.location else {
+    let Some(path) = &settings.start.location else {
         return Ok(None);
     };
     let format = settings
+        .start
         .subtitle_format
         .or_else(|| SubtitleFormat::from_path(path))
         .ok_or_else(|| {

@@ -144,7 +144,7 @@ impl Output for TextOutput {
         }
         let tr = &t.transcript;
         let pieces: Vec<(&str, std::time::Duration, std::time::Duration)> =
-            match settings.granularity {
+            match settings.playing.granularity {
                 Granularity::Segment => tr
                     .pieces
                     .iter()
