@@ -18,8 +18,11 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 # cargo-fuzz passes nightly-only flags (-Zsanitizer=address); the stable toolchain accepts them
 # with RUSTC_BOOTSTRAP, so CI needs no second toolchain.
 export RUSTC_BOOTSTRAP=1
-echo "== cargo fuzz build (first build: about 3 minutes, whisper.cpp included)" >&2
-cargo fuzz build -O
+# The fuzz build is cached per user outside the clone (it builds whisper.cpp with
+# AddressSanitizer): a later run, from any clone, rebuilds only what changed.
+fuzz_target="${XDG_CACHE_HOME:-$HOME/.cache}/whisperstt/fuzz-target"
+echo "== cargo fuzz build (first build: about 3 minutes, whisper.cpp included; then cached in $fuzz_target)" >&2
+cargo fuzz build -O --target-dir "$fuzz_target"
 
 mkdir -p target/reliability
 status=0
@@ -29,7 +32,7 @@ for target in "${targets[@]}"; do
   mkdir -p "$scratch" "fuzz/artifacts/$target"
   echo "== fuzzing $target for ${seconds} s" >&2
   # New inputs go to the first corpus directory, so the committed seeds stay as they are.
-  if cargo fuzz run -O "$target" "$scratch" "fuzz/corpus/$target" -- \
+  if cargo fuzz run -O --target-dir "$fuzz_target" "$target" "$scratch" "fuzz/corpus/$target" -- \
       -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=64 \
       -print_final_stats=1 2>"$log"; then
     python3 - "$target" "$seconds" "$log" "$scratch" <<'EOF'

@@ -35,6 +35,16 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
+# The build (whisper.cpp above all) is cached per user outside the clone, so another clone
+# of the repository (CI's, a second work tree) builds only this crate again. Opt out with
+# WHISPERSTT_SHARED_TARGET=0, or set CARGO_TARGET_DIR.
+CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/whisperstt"
+if [ ! -e target ] && [ -z "${CARGO_TARGET_DIR:-}" ] && [ "${WHISPERSTT_SHARED_TARGET:-1}" != 0 ]; then
+  say "build cache: target -> $CACHE_DIR/target"
+  mkdir -p "$CACHE_DIR/target"
+  ln -s "$CACHE_DIR/target" target
+fi
+
 say "building and installing the plugin (cargo through meson)"
 # whisper-rs-sys does not rebuild when the GGML_* settings in .cargo/config.toml change: a
 # whisper.cpp built before llamafile's kernels were turned on is cleaned once and rebuilt.

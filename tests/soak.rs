@@ -1,4 +1,4 @@
-//! Soak: 500 pipelines one after another in one process (create, PLAYING, transcribe a clip,
+//! Soak: 150 pipelines one after another in one process (create, PLAYING, transcribe a clip,
 //! NULL, dispose), with the model kept between them and with it released after each (idle
 //! time-out 0). Memory must level off, every handle must be given back, and every cycle's
 //! transcript must be the first one's.
@@ -9,7 +9,12 @@ use common::report::{record, Outcome};
 use gst::prelude::*;
 use std::time::{Duration, Instant};
 
-const CYCLES: usize = 500;
+/// Enough to measure a memory slope: after the warm-up, 100 cycles put a leak of 0.1 MB per
+/// cycle (the bound) at 10 MB of growth, while the slope's error from RSS jitter of a few MB is
+/// under 0.01 MB per cycle. (500 cycles measured slopes of 0.0001 and -0.005 MB per cycle.)
+/// The other checks (identical transcripts, handles given back, loads) hold or fail on any
+/// cycle.
+const CYCLES: usize = 150;
 /// Cycles before memory is expected to level off (allocator pools, caches, the first load).
 const WARM_UP: usize = 50;
 
@@ -70,7 +75,7 @@ fn cycles(idle_timeout: i32) -> (f64, u64, f64) {
 }
 
 #[test]
-fn five_hundred_pipelines_leave_nothing_behind() {
+fn a_hundred_and_fifty_pipelines_leave_nothing_behind() {
     common::pipeline::init();
     // One after the other: both measure this process's memory.
     for (idle_timeout, expected_loads) in [(i32::MAX, 1), (0, CYCLES as u64)] {
@@ -89,9 +94,9 @@ fn five_hundred_pipelines_leave_nothing_behind() {
         record(Outcome {
             category: "load",
             name: if idle_timeout == 0 {
-                "soak: 500 cycles, model released after each"
+                "soak: 150 cycles, model released after each"
             } else {
-                "soak: 500 cycles, model kept"
+                "soak: 150 cycles, model kept"
             },
             tried: CYCLES as u64,
             transcripts_expected: CYCLES as u64,
