@@ -7,7 +7,8 @@
 # [--quick]`: file mode and 1, 4, 8 live streams beside competing load (busy loops, a video
 # encode, one core); `scripts/bench.sh noise [--quick]`: speech in noise, quiet and
 # reverberant, and noise alone, with and without each system's voice detector;
-# `scripts/bench.sh languages`: the multilingual corpus on Whisper base (language=auto).
+# `scripts/bench.sh languages`: the multilingual corpus on Whisper base (language=auto);
+# `scripts/bench.sh detector`: the built-in voice detector's own CPU cost.
 # WHISPERSTT_BENCH_PROPS adds whisperstt element properties (to try settings side by side).
 set -eu
 cd "$(dirname "$0")/.."

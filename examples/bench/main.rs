@@ -14,6 +14,7 @@
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
+mod detector;
 mod languages;
 mod noise;
 
@@ -62,6 +63,10 @@ fn main() {
         }
         Some("languages") => {
             languages::table();
+            return;
+        }
+        Some("detector") => {
+            detector::table();
             return;
         }
         _ => {

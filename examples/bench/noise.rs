@@ -1,12 +1,13 @@
 //! `bench noise`: speech as real microphones hear it (the robustness corpus of
 //! tests/common/degrade.rs: five noises at 20, 10, 5 and 0 dB SNR, 20 dB quieter, a reverberant
-//! room) and noise alone, through whisperstt with and without its voice detector and through
-//! faster-whisper with and without its Silero `vad_filter`, on the same tiny.en weights.
-//! Prints two tables and writes target/bench/noise.json.
+//! room) and noise alone, through whisperstt with its built-in detector (in file mode and as a
+//! live stream decodes, partials and all), with the Silero detector, and without a detector,
+//! and through faster-whisper with and without its Silero `vad_filter`, on the same tiny.en
+//! weights. Prints two tables and writes target/bench/noise.json.
 
 use crate::common::degrade::{self, Condition, Noise};
 use crate::common::{self};
-use gstwhisperstt::model::cache::{ModelCache, WhisperHandle};
+use gstwhisperstt::model::cache::{ModelCache, SileroHandle, WhisperHandle};
 use gstwhisperstt::model::{ContextOptions, Device, ModelKey};
 use gstwhisperstt::scheduler::DecodeSlot;
 use gstwhisperstt::transcriber::{DecodeOptions, StreamOptions, Transcriber};
@@ -47,11 +48,40 @@ fn speech(quick: bool) -> (Vec<Clip>, Vec<Vec<f32>>) {
     (targets, voices)
 }
 
-/// whisperstt's engine in file mode on one loaded model, a transcriber per piece of audio.
+/// How whisperstt hears a piece of audio: which detector, and whether as a live stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Setup {
+    BuiltIn,
+    BuiltInLive,
+    Silero,
+    NoDetector,
+}
+
+impl Setup {
+    const ALL: [Setup; 4] = [
+        Setup::BuiltIn,
+        Setup::BuiltInLive,
+        Setup::Silero,
+        Setup::NoDetector,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Setup::BuiltIn => "whisperstt",
+            Setup::BuiltInLive => "live",
+            Setup::Silero => "Silero",
+            Setup::NoDetector => "vad=false",
+        }
+    }
+}
+
+/// whisperstt's engine on one loaded model (and the Silero detector), a transcriber per piece
+/// of audio.
 struct Whisperstt {
     _model: WhisperHandle,
     cache: ModelCache,
     key: ModelKey,
+    silero: SileroHandle,
 }
 
 impl Whisperstt {
@@ -63,16 +93,20 @@ impl Whisperstt {
             ContextOptions::default(),
         )
         .unwrap();
+        let silero = common::shared_corpus().join("../models/ggml-silero-v6.2.0.bin");
+        let silero = ModelKey::silero_vad(&silero).unwrap();
         Whisperstt {
             _model: cache.acquire(&key, None).unwrap(),
+            silero: cache.acquire_silero(&silero, None).unwrap(),
             cache,
             key,
         }
     }
 
-    fn hear(&self, audio: &[f32], vad: bool) -> Heard {
+    fn hear(&self, audio: &[f32], setup: Setup) -> Heard {
         let options = StreamOptions {
-            vad: vad.then(VadConfig::default),
+            vad: (setup != Setup::NoDetector).then(VadConfig::default),
+            live: setup == Setup::BuiltInLive,
             ..StreamOptions::default()
         };
         let decode = DecodeOptions {
@@ -82,6 +116,10 @@ impl Whisperstt {
         let model = self.cache.acquire(&self.key, None).unwrap();
         let slot = DecodeSlot::for_device(Device::Cpu);
         let mut t = Transcriber::new(model, &decode, options, slot).unwrap();
+        if setup == Setup::Silero {
+            let silero = self.cache.acquire_silero(self.silero.key(), None).unwrap();
+            t.use_silero(silero);
+        }
         let out = common::feed(&mut t, audio);
         let text: Vec<String> = out
             .into_iter()
@@ -136,7 +174,7 @@ pub fn table(quick: bool) {
     let engine = Whisperstt::new();
     let dir = crate::bench_dir().join("noise");
     let conditions = Condition::all();
-    // (condition, clip) -> whisperstt with and without its detector; and the files.
+    // (condition, clip) -> whisperstt in each setup; and the files.
     let mut rows = Vec::new();
     let mut files = Vec::new();
     for (c, condition) in conditions.iter().enumerate() {
@@ -144,7 +182,7 @@ pub fn table(quick: bool) {
         for (i, (audio, _)) in targets.iter().enumerate() {
             let degraded = condition.apply(audio, 1000 + i as u64, &voices);
             files.push(wav(&dir, &format!("{c:02}-{i:02}.wav"), &degraded));
-            heard.push([engine.hear(&degraded, true), engine.hear(&degraded, false)]);
+            heard.push(Setup::ALL.map(|setup| engine.hear(&degraded, setup)));
         }
         eprintln!("{}: done", condition.name());
         rows.push(heard);
@@ -177,7 +215,7 @@ pub fn table(quick: bool) {
 fn print_speech_table(
     conditions: &[Condition],
     targets: &[Clip],
-    rows: &[Vec<[Heard; 2]>],
+    rows: &[Vec<[Heard; 4]>],
     fw: Option<&[Vec<String>; 2]>,
     quick: bool,
 ) -> Vec<Value> {
@@ -187,14 +225,19 @@ fn print_speech_table(
         targets.len(),
         if quick { ", quick" } else { "" }
     );
-    println!("WER; \"lost\" is what the voice detector costs (whisperstt minus vad=false).\n");
-    println!("| condition | whisperstt | vad=false | lost | faster-whisper | faster-whisper vad_filter |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "WER. whisperstt: the built-in detector in file mode; live: the same as a live stream \
+         decodes it (partials, then finals); Silero: the Silero detector; \"lost\": what the \
+         built-in detector costs (whisperstt minus vad=false).\n"
+    );
+    println!("| condition | whisperstt | live | Silero | vad=false | lost | faster-whisper | faster-whisper vad_filter |");
+    println!("|---|---|---|---|---|---|---|---|");
     let mut results = Vec::new();
     for (c, (condition, heard)) in conditions.iter().zip(rows).enumerate() {
         let refs = || targets.iter().map(|(_, r)| r.clone());
-        let ours = wer_of(refs().zip(heard.iter().map(|h| h[0].text.clone())));
-        let plain = wer_of(refs().zip(heard.iter().map(|h| h[1].text.clone())));
+        let wer: Vec<f64> = (0..Setup::ALL.len())
+            .map(|k| wer_of(refs().zip(heard.iter().map(|h| h[k].text.clone()))))
+            .collect();
         let theirs = fw.map(|fw| {
             let slice = |v: &Vec<String>| v[c * targets.len()..(c + 1) * targets.len()].to_vec();
             [
@@ -204,16 +247,22 @@ fn print_speech_table(
         });
         let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
         println!(
-            "| {} | {ours:.3} | {plain:.3} | {:+.3} | {} | {} |",
+            "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:+.3} | {} | {} |",
             condition.name(),
-            ours - plain,
+            wer[0],
+            wer[1],
+            wer[2],
+            wer[3],
+            wer[0] - wer[3],
             cell(theirs.map(|t| t[0])),
             cell(theirs.map(|t| t[1]))
         );
-        results.push(
-            json!({"condition": condition.name(), "whisperstt": ours, "vad_false": plain,
-            "faster_whisper": theirs.map(|t| t[0]), "faster_whisper_vad": theirs.map(|t| t[1])}),
-        );
+        let mut row = json!({"condition": condition.name(),
+            "faster_whisper": theirs.map(|t| t[0]), "faster_whisper_vad": theirs.map(|t| t[1])});
+        for (setup, wer) in Setup::ALL.iter().zip(&wer) {
+            row[setup.name()] = json!(wer);
+        }
+        results.push(row);
     }
     results
 }
@@ -226,13 +275,13 @@ fn print_noise_table(
     first_noise_file: usize,
 ) -> Vec<Value> {
     println!("\n## Noise alone ({seconds} s of each, RMS -26 dBFS)\n");
-    println!("Words of text; for whisperstt also the share of the noise whisper.cpp was given.\n");
-    println!("| noise | whisperstt | decoded | vad=false | decoded | faster-whisper | faster-whisper vad_filter |");
+    println!("Words of text, and for whisperstt the share of the noise whisper.cpp was given.\n");
+    println!("| noise | whisperstt | live | Silero | vad=false | faster-whisper | faster-whisper vad_filter |");
     println!("|---|---|---|---|---|---|---|");
     let words = |t: &str| t.split_whitespace().count();
     let mut results = Vec::new();
     for (n, (kind, audio)) in Noise::ALL.iter().zip(noises).enumerate() {
-        let [ours, plain] = [engine.hear(audio, true), engine.hear(audio, false)];
+        let heard = Setup::ALL.map(|setup| engine.hear(audio, setup));
         let share = |h: &Heard| 100.0 * h.decoded / seconds as f64;
         let theirs = fw.map(|fw| {
             [
@@ -240,23 +289,25 @@ fn print_noise_table(
                 words(&fw[1][first_noise_file + n]),
             ]
         });
+        let ours: Vec<String> = heard
+            .iter()
+            .map(|h| format!("{}, {:.1} %", words(&h.text), share(h)))
+            .collect();
         let cell = |v: Option<usize>| v.map_or("-".to_string(), |v| v.to_string());
         println!(
-            "| {} | {} | {:.1} % | {} | {:.1} % | {} | {} |",
+            "| {} | {} | {} | {} |",
             kind.name(),
-            words(&ours.text),
-            share(&ours),
-            words(&plain.text),
-            share(&plain),
+            ours.join(" | "),
             cell(theirs.map(|t| t[0])),
             cell(theirs.map(|t| t[1]))
         );
-        results.push(
-            json!({"noise": kind.name(), "whisperstt_words": words(&ours.text),
-            "whisperstt_decoded_share": share(&ours) / 100.0, "vad_false_words": words(&plain.text),
-            "whisperstt_text": ours.text, "faster_whisper_words": theirs.map(|t| t[0]),
-            "faster_whisper_vad_words": theirs.map(|t| t[1])}),
-        );
+        let mut row = json!({"noise": kind.name(), "faster_whisper_words": theirs.map(|t| t[0]),
+            "faster_whisper_vad_words": theirs.map(|t| t[1])});
+        for (setup, h) in Setup::ALL.iter().zip(&heard) {
+            row[setup.name()] =
+                json!({"words": words(&h.text), "decoded_share": share(h) / 100.0, "text": h.text});
+        }
+        results.push(row);
     }
     results
 }

@@ -5,7 +5,12 @@
 //! - speech rises and falls with its syllables: its loud frames are 10 dB and more above
 //!   its quiet ones. Babble alone stays within 7 to 9 dB; speech in white noise at 5 dB
 //!   only spans 7.6 to 9 dB too, but over a floor that wanders less than 1 dB (babble's
-//!   wanders 6 dB and more), and 4 dB at 0 dB SNR: over a steady floor 3 dB is enough;
+//!   wanders 6 dB and more), and 4 dB at 0 dB SNR: over a steady floor 3 dB is enough. An
+//!   utterance with no noise-only frames in it (a live one, ended by a 400 ms pause, or one
+//!   at a stream's start) measures its floor on the speech's own quiet frames: in white noise
+//!   at 5 dB that floor wanders 2 to 2.5 dB over a range of 7.8 dB, in music 5 dB over 9.5 dB,
+//!   where babble alone wanders 8.6 to 17.6 dB. So the range asked for grows with the
+//!   spread, from 3 dB at 2 dB of spread to 10 dB at 9 dB and more;
 //! - speech has vowels: runs of voiced frames. Impulsive machinery has none (0 frames);
 //! - a voice's pitch moves: held for 180 ms and more (a steady period, or autocorrelations
 //!   alike from frame to frame) it covers at most 63 % of the voiced frames of speech in music
@@ -17,11 +22,13 @@ use super::{
     autocorrelations, frame_db, pitch_of, HighPass, FRAME_SAMPLES, VOICED_PERIODICITY, VOWEL_FRAMES,
 };
 
-/// An utterance's loud frames (90th percentile) must be this far above its quiet ones (10th).
+/// An utterance's loud frames (90th percentile) must be this far above its quiet ones (10th)
+/// over a wandering floor...
 const MIN_DYNAMIC_RANGE_DB: f32 = 10.0;
-/// ... or this far, over a floor as steady as hiss or a fan.
+/// ... or this far, over a floor as steady as hiss or a fan...
 const MIN_DYNAMIC_RANGE_STEADY_DB: f32 = 3.0;
-/// A floor is steady if its quietest 30 % of frames lie within this many dB.
+/// ... whose quietest 30 % of frames lie within this many dB; in between, a dB more range
+/// for each dB more spread.
 const MAX_STEADY_SPREAD_DB: f32 = 2.0;
 /// Pitch is held between two frames when the period moves less than this share...
 const HELD_PERIOD_CHANGE: f32 = 0.003;
@@ -102,11 +109,8 @@ impl SpeechEvidence {
 
     /// Whether this is worth an inference, and if not, why.
     pub fn verdict(&self) -> Result<(), NotSpeech> {
-        let steady = self.floor_spread_db < MAX_STEADY_SPREAD_DB;
-        let min_range = match steady {
-            true => MIN_DYNAMIC_RANGE_STEADY_DB,
-            false => MIN_DYNAMIC_RANGE_DB,
-        };
+        let wander = (self.floor_spread_db - MAX_STEADY_SPREAD_DB).max(0.0);
+        let min_range = (MIN_DYNAMIC_RANGE_STEADY_DB + wander).min(MIN_DYNAMIC_RANGE_DB);
         if self.dynamic_range_db < min_range {
             Err(NotSpeech::Flat)
         } else if self.vowel_frames < VOWEL_FRAMES {

@@ -36,6 +36,9 @@ const PEAK_RANGE_DB: f32 = 35.0;
 /// so speech that starts with the stream is not taken for the floor.
 const PRIOR_FRAMES: usize = FRAMES_PER_SECOND / 2;
 const PRIOR_FLOOR_DB: f32 = -50.0;
+/// An utterance goes on while frames are this share of the starting margin over the floor
+/// (hysteresis).
+const CONTINUE_MARGIN_SHARE: f32 = 0.5;
 /// A frame at least this periodic (`Pitch`) is voiced...
 const VOICED_PERIODICITY: f32 = 0.5;
 /// ... and this many voiced frames in a row (90 ms) are a vowel: an utterance starts on one.
@@ -48,7 +51,7 @@ const MAX_ONSET_FRAMES: usize = 10;
 pub const MAX_ONSET_SAMPLES: usize = MAX_ONSET_FRAMES * FRAME_SAMPLES;
 /// The floor's spread is measured over the quietest this share of frames: in speech with
 /// pauses, the pauses.
-const QUIET_SHARE_PERCENT: usize = 30;
+const QUIET_SHARE_PERCENT: usize = 15;
 /// dB of margin per dB of floor spread.
 const SPREAD_TO_MARGIN: f32 = 6.0;
 
@@ -255,11 +258,15 @@ impl EnergyVad {
         self.recent_db.push_back(db);
         self.frames_seen += 1;
         let level = self.floor_level();
-        let loud = db > ABSOLUTE_MIN_DB
-            && db > level.floor + self.config.margin_db(level.spread)
-            && db > level.peak - PEAK_RANGE_DB;
-        // Starting needs a vowel; continuing needs only energy (consonants hiss).
+        // Starting needs a vowel; continuing needs only energy (consonants hiss), and less of
+        // it: speech in noise dips to a few dB over the floor between stressed syllables.
         let in_speech = self.segmenter.in_speech();
+        let margin = match in_speech {
+            true => self.config.margin_db(level.spread) * CONTINUE_MARGIN_SHARE,
+            false => self.config.margin_db(level.spread),
+        };
+        let loud =
+            db > ABSOLUTE_MIN_DB && db > level.floor + margin && db > level.peak - PEAK_RANGE_DB;
         self.voiced_run = match loud && !in_speech && self.voiced(&clean) {
             true => self.voiced_run + 1,
             false => 0,
