@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Fuzzes the model-file parsers with cargo-fuzz (libFuzzer and AddressSanitizer): the ggml
 # checks (Whisper and Silero VAD files) and the CTranslate2 model.bin parser. Each target runs for
-# a bounded time from the committed seed corpus (fuzz/corpus/) plus what earlier local runs found
-# (fuzz/scratch-corpus/, not committed); a crash, a hang over 10 s, or an allocation over 64 MB
-# fails the run and leaves the input in fuzz/artifacts/. Each finished target adds a line to the
-# reliability summary (target/reliability/summary.jsonl).
-#   scripts/fuzz.sh [SECONDS_PER_TARGET (default 120)] [TARGET ...]
+# a bounded time from the committed seed corpus (fuzz/corpus/) plus what every earlier run on
+# this machine found (~/.cache/whisperstt/fuzz-corpus/, from any clone: each run goes on where
+# the last one stopped); a crash, a hang over 10 s, or an allocation over 64 MB fails the run and
+# leaves the input in fuzz/artifacts/. Each finished target adds a line to the reliability
+# summary (target/reliability/summary.jsonl).
+#   scripts/fuzz.sh [SECONDS_PER_TARGET (default 60)] [TARGET ...]
 # Reproduce a failure: RUSTC_BOOTSTRAP=1 cargo fuzz run -O TARGET fuzz/artifacts/TARGET/crash-...
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds=${1:-120}
+seconds=${1:-60}
 [ $# -gt 0 ] && shift
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(ggml_header ct2_model)
@@ -18,16 +19,18 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 # cargo-fuzz passes nightly-only flags (-Zsanitizer=address); the stable toolchain accepts them
 # with RUSTC_BOOTSTRAP, so CI needs no second toolchain.
 export RUSTC_BOOTSTRAP=1
-# The fuzz build is cached per user outside the clone (it builds whisper.cpp with
-# AddressSanitizer): a later run, from any clone, rebuilds only what changed.
-fuzz_target="${XDG_CACHE_HOME:-$HOME/.cache}/whisperstt/fuzz-target"
+# The fuzz build and the corpus the runs grow are kept per user outside the clone (the build
+# includes whisper.cpp with AddressSanitizer): a later run, from any clone, rebuilds only what
+# changed and starts from everything found before.
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/whisperstt"
+fuzz_target="$cache/fuzz-target"
 echo "== cargo fuzz build (first build: about 3 minutes, whisper.cpp included; then cached in $fuzz_target)" >&2
 cargo fuzz build -O --target-dir "$fuzz_target"
 
 mkdir -p target/reliability
 status=0
 for target in "${targets[@]}"; do
-  scratch=fuzz/scratch-corpus/$target
+  scratch=$cache/fuzz-corpus/$target
   log=fuzz/artifacts/$target.log
   mkdir -p "$scratch" "fuzz/artifacts/$target"
   echo "== fuzzing $target for ${seconds} s" >&2
