@@ -683,17 +683,11 @@ impl Settings {
             .collect()
     }
 
-    fn property(pspec: &glib::ParamSpec) -> &'static Property {
+    fn property(name: &str) -> &'static Property {
         TABLE
             .iter()
-            .find(|p| p.spec.name() == pspec.name())
-            .unwrap_or_else(|| unreachable!("unknown property {}", pspec.name()))
-    }
-
-    #[cfg(test)]
-    fn property_spec(name: &str) -> glib::ParamSpec {
-        let property = TABLE.iter().find(|p| p.spec.name() == name);
-        property.expect("a property of ours").spec.clone()
+            .find(|p| p.spec.name() == name)
+            .unwrap_or_else(|| unreachable!("unknown property {name}"))
     }
 
     /// Sets a property; a value that cannot work (an unknown language) is refused with the
@@ -703,7 +697,7 @@ impl Settings {
         value: &glib::Value,
         pspec: &glib::ParamSpec,
     ) -> Result<(), PropertyError> {
-        match &Self::property(pspec).access {
+        match &Self::property(pspec.name()).access {
             Access::Start { set, .. } => set(&mut self.start, value),
             Access::Playing { set, .. } => set(&mut self.playing, value),
             Access::Counter => unreachable!("{} is read-only", pspec.name()),
@@ -712,7 +706,7 @@ impl Settings {
 
     /// A property's value (not the counters: the element reports those).
     pub fn get(&self, pspec: &glib::ParamSpec) -> glib::Value {
-        match &Self::property(pspec).access {
+        match &Self::property(pspec.name()).access {
             Access::Start { get, .. } => get(&self.start),
             Access::Playing { get, .. } => get(&self.playing),
             Access::Counter => unreachable!("{} is the element's counter", pspec.name()),
@@ -781,7 +775,7 @@ mod tests {
     use super::*;
 
     fn spec(name: &str) -> glib::ParamSpec {
-        Settings::property_spec(name)
+        Settings::property(name).spec.clone()
     }
 
     fn set(s: &mut Settings, name: &str, value: impl ToValue) -> Result<(), PropertyError> {

@@ -1,7 +1,7 @@
 //! An element's worker through its state changes, and the property glue both elements share.
 
 use super::model::ModelWatch;
-use super::settings::{self, PropertyError, Settings};
+use super::settings::{PropertyError, Settings};
 use super::worker::{Item, Output, RunCounters, Worker};
 use super::LOG_DOMAIN;
 use gst::prelude::*;
@@ -195,22 +195,8 @@ pub fn property(
     worker: &WorkerSlot,
     pspec: &gst::glib::ParamSpec,
 ) -> gst::glib::Value {
-    match pspec.name() {
-        settings::MAX_OBSERVED_DELAY => {
-            return worker
-                .counters
-                .max_delay_ms
-                .load(Ordering::Relaxed)
-                .to_value()
-        }
-        settings::REJECTED_AUDIO => {
-            return worker
-                .counters
-                .rejected_ms
-                .load(Ordering::Relaxed)
-                .to_value()
-        }
-        _ => {}
-    }
-    settings.lock().unwrap().get(pspec)
+    worker
+        .counters
+        .property(pspec.name())
+        .unwrap_or_else(|| settings.lock().unwrap().get(pspec))
 }

@@ -111,6 +111,19 @@ impl RunCounters {
         self.max_delay_ms.store(0, Ordering::Relaxed);
         self.rejected_ms.store(0, Ordering::Relaxed);
     }
+
+    /// The value of the read-only property `name`, if it is one of these.
+    pub fn property(&self, name: &str) -> Option<gst::glib::Value> {
+        match name {
+            super::settings::MAX_OBSERVED_DELAY => {
+                Some(self.max_delay_ms.load(Ordering::Relaxed).to_value())
+            }
+            super::settings::REJECTED_AUDIO => {
+                Some(self.rejected_ms.load(Ordering::Relaxed).to_value())
+            }
+            _ => None,
+        }
+    }
 }
 
 struct Shared {
