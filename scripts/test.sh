@@ -66,7 +66,28 @@ echo "== cargo test (with the faults the reliability tests arm: --features fault
 status=0
 # cargo test does not leave the examples' binaries where tests/examples.rs runs them from.
 cargo build --release --examples --features fault-injection
-cargo test --release --all-targets --no-fail-fast --features fault-injection -- "${filter[@]}" || status=$?
+cargo test --release --all-targets --features fault-injection --no-run
+# tests/realtime.rs plays 5.8 minutes in real time and spends most of them waiting, so the
+# test binaries whose outcome does not depend on time run beside it; those that measure time
+# (latencies, delays, real-time pacing) run after it, one binary at a time.
+CLOCK_TESTS=(delay faults live load nice scheduling streaming stress)
+realtime_log=target/reliability/realtime.log
+mkdir -p target/reliability
+cargo test --release --features fault-injection --test realtime -- --nocapture "${filter[@]}" \
+  >"$realtime_log" 2>&1 &
+realtime=$!
+beside=() after=()
+for file in tests/*.rs; do
+  name=$(basename "$file" .rs)
+  if [ "$name" = realtime ]; then continue; fi
+  if [[ " ${CLOCK_TESTS[*]} " == *" $name "* ]]; then after+=(--test "$name"); else beside+=(--test "$name"); fi
+done
+cargo test --release --lib --bins --examples "${beside[@]}" --no-fail-fast --features fault-injection \
+  -- "${filter[@]}" || status=$?
+wait "$realtime" || status=$?
+echo "== tests/realtime.rs (ran beside the others; its output: $realtime_log)" >&2
+grep -E '^(live:|test |test result)' "$realtime_log" >&2 || true
+cargo test --release "${after[@]}" --no-fail-fast --features fault-injection -- "${filter[@]}" || status=$?
 # --all-targets leaves out the documentation's examples (the embedding API in src/lib.rs).
 cargo test --release --doc --features fault-injection || status=$?
 # Bounded fuzzing of the model-file parsers (a minute each, going on from the corpus earlier

@@ -54,11 +54,6 @@ impl CancelToken {
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
-
-    /// The flag itself, for whisper.cpp's abort callback: valid while any clone lives.
-    pub(crate) fn as_ptr(&self) -> *const AtomicBool {
-        Arc::as_ptr(&self.0)
-    }
 }
 
 /// What a stream's decodes run on: its device's thread budget and its cancel token.

@@ -234,11 +234,13 @@ fn shared_live_partials_precede_finals_and_finals_match_file_mode() {
         assert_eq!(last_partial.text, f.text, "utterance {}", f.utterance_id);
     }
     // (One spare: a partial decode that loops is redone in full; without reuse it would be
-    // one more per final.)
+    // one more per final. A partial that ran past half a final's time gave way after at most
+    // two calls, the redone one included, and left no partial.)
     let partials = out.len() - finals.len();
+    let given_way = live.partials_given_way() as usize;
     assert!(
-        live.inference_calls() as usize <= partials + 1,
-        "{} inference calls for {partials} partials and {} finals",
+        live.inference_calls() as usize <= partials + 1 + 2 * given_way,
+        "{} inference calls for {partials} partials, {given_way} given way, and {} finals",
         live.inference_calls(),
         finals.len()
     );
@@ -309,4 +311,42 @@ fn without_a_detector_partials_are_timed_in_their_window() {
             r.text
         );
     }
+}
+
+#[test]
+fn a_partial_past_its_share_of_the_latency_gives_way_and_finals_stay() {
+    let _alone = alone();
+    // A LibriVox sentence of some seconds: long enough for several partials.
+    let (path, reference) = common::pocketsphinx_clip("-0870.wav");
+    let audio = common::read_audio(&path);
+    let live = |latency: Duration| {
+        let options = gstwhisperstt::transcriber::StreamOptions {
+            live: true,
+            latency,
+            ..Default::default()
+        };
+        let mut t = common::transcriber_with(&common::model_path(), options);
+        let out = feed(&mut t, &audio);
+        (out, t.partials_shed())
+    };
+    // The default latency leaves partials half of 2.6 s each: they all run.
+    let (out, shed) = live(Duration::from_secs(3));
+    let partials = out.iter().filter(|t| !t.is_final).count();
+    assert!(partials >= 2, "{partials} partials");
+    assert_eq!(shed, 0);
+    // A latency no longer than the pause that ends an utterance leaves a final no time of its
+    // own, so every partial gives way as soon as it starts; the finals are decoded in full.
+    let (out, shed) = live(Duration::from_millis(400));
+    let finals: Vec<&str> = out
+        .iter()
+        .filter(|t| t.is_final)
+        .map(|t| t.text.as_str())
+        .collect();
+    assert_eq!(out.len(), finals.len(), "a partial came out: {out:?}");
+    assert!(
+        shed as usize >= partials,
+        "{shed} shed, {partials} partials ran before"
+    );
+    let wer = common::wer(&reference, &finals.join(" "));
+    assert!(wer <= 0.15, "WER {wer:.3}: {finals:?}");
 }

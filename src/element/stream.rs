@@ -285,6 +285,11 @@ impl Stream {
         self.transcriber.partials_shed()
     }
 
+    /// Partial decodes stopped for running past half a final's time so far.
+    pub fn partials_given_way(&self) -> u64 {
+        self.transcriber.partials_given_way()
+    }
+
     /// Live decodes the scheduler served after their deadline so far.
     pub fn late_decodes(&self) -> u64 {
         self.transcriber.late_decodes()

@@ -589,9 +589,16 @@ fn transcribe(
     let (element, caught_up) = (current.element, current.work.caught_up);
     #[cfg(feature = "fault-injection")]
     strike(element, stream);
-    let shed = stream.partials_shed();
+    let (shed, gave_way) = (stream.partials_shed(), stream.partials_given_way());
     let transcripts = result(element, stream.transcribe(buffer, caught_up))?;
-    if stream.partials_shed() > shed {
+    if stream.partials_given_way() > gave_way {
+        gst::debug!(
+            current.shared.cat,
+            obj = element,
+            "partial decode at {} stopped: it ran past half the time a final has",
+            buffer.pts().display()
+        );
+    } else if stream.partials_shed() > shed {
         let queued = current.shared.queue.queued_ns() / 1_000_000;
         gst::log!(
             current.shared.cat,

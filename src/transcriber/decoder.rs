@@ -7,9 +7,10 @@ use super::segment::{Decoded, Segment};
 use super::TranscribeError;
 use crate::clock::SAMPLE_RATE;
 use crate::model::cache::WhisperHandle;
-use crate::scheduler::DecodeSlot;
+use crate::scheduler::{CancelToken, DecodeSlot};
 use std::ffi::{c_int, c_void};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use whisper_rs::{FullParams, SamplingStrategy, WhisperState};
 
@@ -137,10 +138,45 @@ fn prompt_tail(text: &str) -> &str {
     }
 }
 
-unsafe extern "C" fn abort_requested(flag: *mut c_void) -> bool {
-    // SAFETY: `flag` points into the `CancelToken` the decoder keeps alive for as long as its
-    // parameters are in use.
-    unsafe { (*(flag as *const AtomicBool)).load(std::sync::atomic::Ordering::Relaxed) }
+/// What whisper.cpp's abort callback asks: has the stream been cancelled (a flush, a stop),
+/// or has the running decode passed the moment it gives way (a partial, `Decoder::decode`)?
+struct AbortCheck {
+    cancel: CancelToken,
+    epoch: Instant,
+    /// Nanoseconds after `epoch` past which the running decode gives way; `u64::MAX`: never.
+    give_way_at: AtomicU64,
+}
+
+impl AbortCheck {
+    fn new(cancel: CancelToken) -> Self {
+        AbortCheck {
+            cancel,
+            epoch: Instant::now(),
+            give_way_at: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    fn set_give_way(&self, at: Option<Instant>) {
+        let nanos = at.map_or(u64::MAX, |at| {
+            at.saturating_duration_since(self.epoch).as_nanos() as u64
+        });
+        self.give_way_at.store(nanos, Ordering::Relaxed);
+    }
+
+    fn gave_way(&self) -> bool {
+        let at = self.give_way_at.load(Ordering::Relaxed);
+        at != u64::MAX && self.epoch.elapsed().as_nanos() as u64 >= at
+    }
+
+    fn requested(&self) -> bool {
+        self.cancel.is_cancelled() || self.gave_way()
+    }
+}
+
+unsafe extern "C" fn abort_requested(check: *mut c_void) -> bool {
+    // SAFETY: `check` is the `AbortCheck` the decoder keeps alive (in an Arc) for as long as
+    // its parameters are in use.
+    unsafe { (*(check as *const AbortCheck)).requested() }
 }
 
 /// One stream's decoding: its parameters and context; each decode borrows a whisper state
@@ -149,6 +185,7 @@ pub(super) struct Decoder {
     params: FullParams<'static, 'static>,
     pub model: WhisperHandle,
     pub slot: DecodeSlot,
+    abort: Arc<AbortCheck>,
     pub options: DecodeOptions,
     /// What the stream asked for: a language, or `auto`.
     requested_language: &'static str,
@@ -177,6 +214,7 @@ impl Decoder {
         let mut decoder = Decoder {
             params: FullParams::new(SamplingStrategy::Greedy { best_of: 1 }),
             model,
+            abort: Arc::new(AbortCheck::new(slot.cancel.clone())),
             slot,
             options: options.clone(),
             requested_language: "en",
@@ -212,12 +250,12 @@ impl Decoder {
             .then_some(self.language);
         let mut params = whisper_params(options, multilingual);
         params.set_language(Some(settled.unwrap_or(language)));
-        // The safe abort setter is unsound (engine notes): use the raw one with a flag.
-        // SAFETY: the callback only reads the flag, which `self.slot.cancel` keeps alive as
-        // long as the decoder (and so every clone of these parameters) lives.
+        // The safe abort setter is unsound (engine notes): use the raw one.
+        // SAFETY: the callback only reads `self.abort`, which lives as long as the decoder
+        // (and so every clone of these parameters).
         unsafe {
             params.set_abort_callback(Some(abort_requested));
-            params.set_abort_callback_user_data(self.slot.cancel.as_ptr() as *mut c_void);
+            params.set_abort_callback_user_data(Arc::as_ptr(&self.abort) as *mut c_void);
         }
         if !options.carry_context {
             self.context_tokens.clear();
@@ -281,8 +319,25 @@ impl Decoder {
     }
 
     /// Decodes `audio` with the encoder sized to it, falling back to the full context when
-    /// the result looks like a repetition loop. The scheduler serves it by `deadline`.
-    pub fn decode(&mut self, audio: &[f32], deadline: Instant) -> Result<Decoded, TranscribeError> {
+    /// the result looks like a repetition loop. The scheduler serves it by `deadline`; one
+    /// still running at `give_way` ends with `TranscribeError::GaveWay`.
+    pub fn decode(
+        &mut self,
+        audio: &[f32],
+        deadline: Instant,
+        give_way: Option<Instant>,
+    ) -> Result<Decoded, TranscribeError> {
+        self.abort.set_give_way(give_way);
+        let decoded = self.decode_in_context(audio, deadline);
+        self.abort.set_give_way(None);
+        decoded
+    }
+
+    fn decode_in_context(
+        &mut self,
+        audio: &[f32],
+        deadline: Instant,
+    ) -> Result<Decoded, TranscribeError> {
         let centred;
         let audio = match dc_offset(audio) {
             Some(offset) => {
@@ -372,6 +427,9 @@ impl Decoder {
         let inference_time = started.elapsed();
         if self.slot.cancel.is_cancelled() {
             return Err(TranscribeError::Aborted);
+        }
+        if result.is_err() && self.abort.gave_way() {
+            return Err(TranscribeError::GaveWay(inference_time));
         }
         result.map_err(TranscribeError::Inference)?;
         let language = match self.language {

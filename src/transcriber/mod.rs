@@ -78,6 +78,10 @@ pub enum TranscribeError {
     Vad(#[from] VadError),
     #[error("inference aborted")]
     Aborted,
+    /// A partial decode ran past its share of the latency and gave way to what waits behind
+    /// it (after this long in whisper.cpp); the transcriber sheds it, it never reaches a caller.
+    #[error("a partial decode gave way after {0:?}")]
+    GaveWay(Duration),
 }
 
 /// How the stream is cut into utterances and when results come.
@@ -275,6 +279,7 @@ pub struct Transcriber {
     next_utterance: u64,
     late_decodes: u64,
     partials_shed: u64,
+    partials_given_way: u64,
     rejected: Rejections,
 }
 
@@ -303,6 +308,7 @@ impl Transcriber {
             next_utterance: 0,
             late_decodes: 0,
             partials_shed: 0,
+            partials_given_way: 0,
             rejected: Rejections::default(),
         };
         t.set_live(options.live);
@@ -488,9 +494,15 @@ impl Transcriber {
         (due.regular && budget.idle()) || (due.early && budget.waiting() == 0)
     }
 
-    /// Partial decodes that were due and did not run (behind real time, or the device busy).
+    /// Partial decodes that were due and did not run (behind real time, or the device busy)
+    /// or gave way (`partials_given_way`).
     pub fn partials_shed(&self) -> u64 {
         self.partials_shed
+    }
+
+    /// Partial decodes that ran past half a final's time and were stopped.
+    pub fn partials_given_way(&self) -> u64 {
+        self.partials_given_way
     }
 
     /// Audio the voice detector rejected so far: heard over the noise floor, not decoded.
@@ -679,7 +691,9 @@ impl Transcriber {
         // full 30 s context at the same WER (0.046); a decode that loops is redone in full.
         let mut decoded = match partials.into_covering(speech_end) {
             Some(decoded) => decoded,
-            None => self.decoder.decode(&utterance.audio, self.deadline(true))?,
+            None => self
+                .decoder
+                .decode(&utterance.audio, self.deadline(true), None)?,
         };
         self.count_late(&decoded);
         let language = decoded.language;
@@ -725,14 +739,19 @@ impl Transcriber {
         if !self.options.live {
             return now + FILE_DEADLINE;
         }
+        match is_final {
+            true => now + self.final_budget(),
+            false => now + self.options.latency,
+        }
+    }
+
+    /// Live: the time a final has for its decode, from the pause that ends its utterance.
+    fn final_budget(&self) -> Duration {
         let min_silence = self
             .vad
             .as_ref()
             .map_or(Duration::ZERO, |v| v.config().min_silence);
-        match is_final {
-            true => now + self.options.latency.saturating_sub(min_silence),
-            false => now + self.options.latency,
-        }
+        self.options.latency.saturating_sub(min_silence)
     }
 
     /// Live decodes the scheduler served after their deadline: the device is overloaded.
@@ -760,7 +779,21 @@ impl Transcriber {
             }
         }
         let audio = self.utterance.audio.clone();
-        let mut decoded = self.decoder.decode(&audio, self.deadline(false))?;
+        // A partial holds up whatever waits behind it, a final among it. Beside a busy process
+        // a 1 s partial on two spinning threads took 7.2 s and made a final 3.5 s late: a
+        // partial gives way after half a final's budget, leaving the final the other half.
+        let give_way = Instant::now() + self.final_budget() / 2;
+        let mut decoded = match self
+            .decoder
+            .decode(&audio, self.deadline(false), Some(give_way))
+        {
+            Err(TranscribeError::GaveWay(_)) => {
+                self.partials_shed += 1;
+                self.partials_given_way += 1;
+                return Ok(Vec::new());
+            }
+            decoded => decoded?,
+        };
         self.count_late(&decoded);
         self.partials.keep(audio.len(), decoded.clone());
         drop_tail_hallucination(&mut decoded.segments, self.utterance.speech_end);
