@@ -53,7 +53,10 @@ stale=$(grep -L '^GGML_LLAMAFILE:BOOL=ON' \
 if [ -z "${GGML_LLAMAFILE:-}" ] && [ -n "$stale" ]; then
   cargo clean --release -p whisper-rs-sys
 fi
-[ -f build/build.ninja ] || meson setup build >/dev/null
+# Into GStreamer's own plugin directory, so that gst-inspect-1.0 and the tests find it
+# without GST_PLUGIN_PATH (meson's default is LIBDIR/gstreamer-1.0 under the prefix).
+reconfigure=(); [ -f build/build.ninja ] && reconfigure=(--reconfigure)
+meson setup "${reconfigure[@]}" build -Dsystem-plugindir=true >/dev/null
 meson compile -C build
 as_root meson install -C build --no-rebuild --quiet
 

@@ -304,7 +304,7 @@ impl ElementImpl for WhisperTranscribe {
         static METADATA: Lazy<gst::subclass::ElementMetadata> = Lazy::new(|| {
             gst::subclass::ElementMetadata::new(
                 "Whisper speech-to-text",
-                "Filter/Audio/Text",
+                "Audio/Text/Filter",
                 "Transcribes speech (any rate and channels, mixed to 16 kHz mono inside) with \
                  whisper.cpp into timed UTF-8 text buffers, and posts a whisperstt-transcript element message for each result (text, \
                  is-final, start, end, duration, language, avg-logprob, no-speech-prob, words, \
