@@ -22,7 +22,8 @@
  * ]|
  */
 use crate::element::{self, ElementKind, Item, Output, Settings, TimedTranscript, WorkerSlot};
-use crate::subtitles::{Cue, SubtitleFormat, SubtitleWriter};
+use crate::subtitles::{self, Cue, CueLimits, SubtitleFormat, SubtitleWriter, TimedWord};
+use crate::transcriber::Transcript;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -32,6 +33,7 @@ use once_cell::sync::Lazy;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::time::Duration;
 
 static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
     gst::DebugCategory::new(
@@ -113,20 +115,36 @@ impl Output for BusOutput {
             "avg-logprob": tr.avg_logprob,
             "no-speech-prob": tr.no_speech_prob,
         });
-        let cue = Cue {
-            start: start.into(),
-            end: (start + t.duration).into(),
-            text: &tr.text,
-            json: Some(&extra),
+        let (start, end): (Duration, Duration) = (start.into(), (start + t.duration).into());
+        // JSON Lines keeps one record per final, with its fields; SRT and WebVTT get cues a
+        // viewer can read.
+        let laid = match writer.format() {
+            SubtitleFormat::JsonLines => Vec::new(),
+            _ => subtitles::lay_out(&timed_words(tr, start), end, CueLimits::default()),
         };
-        writer.write(&cue).map_err(|e| {
-            gst::element_error!(
-                element,
-                gst::ResourceError::Write,
-                ("Cannot write subtitles to '{}': {}", path.display(), e)
-            );
-            gst::FlowError::Error
-        })?;
+        let cues: Vec<(Duration, Duration, String)> = match laid.is_empty() {
+            true => vec![(start, end, tr.text.clone())],
+            false => laid
+                .into_iter()
+                .map(|c| (c.start, c.end, c.lines.join("\n")))
+                .collect(),
+        };
+        for (start, end, text) in &cues {
+            let cue = Cue {
+                start: *start,
+                end: *end,
+                text,
+                json: Some(&extra),
+            };
+            writer.write(&cue).map_err(|e| {
+                gst::element_error!(
+                    element,
+                    gst::ResourceError::Write,
+                    ("Cannot write subtitles to '{}': {}", path.display(), e)
+                );
+                gst::FlowError::Error
+            })?;
+        }
         Ok(gst::FlowSuccess::Ok)
     }
 }
@@ -284,4 +302,26 @@ impl BaseSinkImpl for WhisperSink {
         self.worker.with(|w| w.unlock_stop());
         Ok(())
     }
+}
+
+/// `transcript`'s words on the timeline where it starts at `start`: its word timings where it
+/// has them (`word-timestamps`), else each segment's words spread over the segment.
+fn timed_words(transcript: &Transcript, start: Duration) -> Vec<TimedWord> {
+    let at = |t: Duration| start + t.saturating_sub(transcript.start);
+    if !transcript.words.is_empty() {
+        return transcript
+            .words
+            .iter()
+            .map(|w| TimedWord {
+                text: w.text.clone(),
+                start: at(w.start),
+                end: at(w.end),
+            })
+            .collect();
+    }
+    transcript
+        .pieces
+        .iter()
+        .flat_map(|p| subtitles::spread_words(&p.text, at(p.start), at(p.end)))
+        .collect()
 }

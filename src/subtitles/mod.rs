@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+mod layout;
+pub use layout::{lay_out, spread_words, CueLimits, LaidCue, TimedWord};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubtitleFormat {
     Srt,
@@ -183,9 +186,14 @@ fn timestamp(ms: u64, sep: char) -> String {
     format!("{h:02}:{m:02}:{s:02}{sep}{:03}", ms % 1000)
 }
 
-/// A cue's text on one line: a blank line would end the cue early.
+/// A cue's text: its lines (`\n` between them, from `lay_out`) with their spaces collapsed and
+/// no blank line, which would end the cue early.
 fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    text.lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// SRT has no escapes; "-->" is shortened so lenient readers that look for the arrow to find
@@ -442,7 +450,7 @@ mod tests {
         assert!(out.contains("\n6\n100:00:00,000 --> 100:00:01,001\n"));
         let texts = [
             "hello world",
-            "overlaps the previous",
+            "overlaps\nthe previous",
             "inside the previous one",
             "<b>bold</b> & a -> b -> c",
             "after an hour",
@@ -461,7 +469,7 @@ mod tests {
         assert_eq!(out.matches("-->").count(), 6);
         let texts = [
             "hello world",
-            "overlaps the previous",
+            "overlaps\nthe previous",
             "inside the previous one",
             "<b>bold</b> & a --> b ----> c",
             "after an hour",
