@@ -2,7 +2,8 @@
 //!
 //! - the property reference in docs/properties.md is generated from the ParamSpecs both elements
 //!   register (one source of truth: the blurbs in the code); with `WHISPERSTT_BLESS=1` the test
-//!   rewrites it instead of failing;
+//!   rewrites it instead of failing; so is docs/gst_plugins_cache.json, the plugin described in
+//!   the form GStreamer's and gst-plugins-rs's documentation is built from;
 //! - each element's description in docs/elements.md is its `SECTION:element-NAME` comment in
 //!   its `imp.rs`, as gst-plugins-rs keeps it (the code is the source; bless rewrites the doc);
 //! - every complete `gst-launch-1.0` pipeline in README.md and docs/*.md parses with this build's
@@ -558,4 +559,201 @@ fn pipelines_are_read_as_a_shell_would_pass_them() {
         pipeline_of("scripts/demo.sh FILE"),
         Command::Other
     ));
+}
+
+const PLUGIN_CACHE: &str = "docs/gst_plugins_cache.json";
+
+/// GStreamer's name for when a property may change (`mutable` in a plugins cache).
+fn mutable(p: &glib::ParamSpec) -> &'static str {
+    let flags = p.flags();
+    if flags.contains(gst::PARAM_FLAG_MUTABLE_PLAYING) {
+        "playing"
+    } else if flags.contains(gst::PARAM_FLAG_MUTABLE_PAUSED) {
+        "paused"
+    } else if flags.contains(gst::PARAM_FLAG_MUTABLE_READY) {
+        "ready"
+    } else {
+        "null"
+    }
+}
+
+/// A value as a plugins cache writes it: a string (enum values by nick).
+fn cache_value(p: &glib::ParamSpec, v: &glib::Value) -> String {
+    match v.get::<Option<String>>() {
+        Ok(s) => s.unwrap_or_else(|| "NULL".into()),
+        Err(_) => value_text(p, v).trim_matches('`').to_string(),
+    }
+}
+
+/// A property as the plugins cache describes it, with its range where it has one.
+fn cache_property(p: &glib::ParamSpec) -> serde_json::Value {
+    let flags = p.flags();
+    let default = machine_dependent_default(p).unwrap_or_else(|| cache_value(p, p.default_value()));
+    let mut out = serde_json::json!({
+        "blurb": p.blurb().unwrap_or(""),
+        "conditionally-available": flags.contains(gst::PARAM_FLAG_CONDITIONALLY_AVAILABLE),
+        "construct": flags.contains(glib::ParamFlags::CONSTRUCT),
+        "construct-only": flags.contains(glib::ParamFlags::CONSTRUCT_ONLY),
+        "controllable": flags.contains(gst::PARAM_FLAG_CONTROLLABLE),
+        "default": default,
+        "mutable": mutable(p),
+        "readable": flags.contains(glib::ParamFlags::READABLE),
+        "type": p.value_type().name(),
+        "writable": flags.contains(glib::ParamFlags::WRITABLE),
+    });
+    if let Some((min, max)) = range(p).split_once(" to ") {
+        out["min"] = min.into();
+        out["max"] = max.into();
+    }
+    out
+}
+
+/// The enum types the elements' properties use, as "other-types".
+fn cache_enums(props: &[glib::ParamSpec]) -> serde_json::Value {
+    let mut types = serde_json::Map::new();
+    for (p, e) in props
+        .iter()
+        .filter_map(|p| Some((p, p.downcast_ref::<glib::ParamSpecEnum>()?)))
+    {
+        let values: Vec<serde_json::Value> = e
+            .enum_class()
+            .values()
+            .iter()
+            .map(|v| serde_json::json!({"desc": v.name(), "name": v.nick(), "value": v.value().to_string()}))
+            .collect();
+        types.insert(
+            p.value_type().name().to_string(),
+            serde_json::json!({"kind": "enum", "values": values}),
+        );
+    }
+    serde_json::Value::Object(types)
+}
+
+/// GStreamer's name for a rank, as plugins caches give it.
+fn rank_name(rank: gst::Rank) -> String {
+    match rank {
+        gst::Rank::NONE => "none".into(),
+        gst::Rank::MARGINAL => "marginal".into(),
+        gst::Rank::SECONDARY => "secondary".into(),
+        gst::Rank::PRIMARY => "primary".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// One element as the plugins cache describes it.
+fn cache_element(name: &str) -> serde_json::Value {
+    let e = element(name);
+    let factory = e.factory().unwrap();
+    let meta = |key: &str| factory.metadata(key).unwrap_or("").to_string();
+    let mut hierarchy = Vec::new();
+    let mut t = Some(e.type_());
+    while let Some(ty) = t {
+        hierarchy.push(ty.name().to_string());
+        t = ty.parent();
+    }
+    let pads: serde_json::Map<String, serde_json::Value> = e
+        .pad_template_list()
+        .iter()
+        .map(|t| {
+            let direction = match t.direction() {
+                gst::PadDirection::Src => "src",
+                _ => "sink",
+            };
+            let presence = match t.presence() {
+                gst::PadPresence::Always => "always",
+                gst::PadPresence::Sometimes => "sometimes",
+                _ => "request",
+            };
+            let caps = t.caps().to_string().replace("; ", ";\n");
+            (
+                t.name_template().to_string(),
+                serde_json::json!({"caps": caps, "direction": direction, "presence": presence}),
+            )
+        })
+        .collect();
+    let own = own_properties(&e);
+    let props: serde_json::Map<String, serde_json::Value> = own
+        .iter()
+        .map(|p| (p.name().to_string(), cache_property(p)))
+        .collect();
+    serde_json::json!({
+        "author": meta("author"),
+        "description": meta("description"),
+        "hierarchy": hierarchy,
+        "klass": meta("klass"),
+        "long-name": meta("long-name"),
+        "pad-templates": pads,
+        "properties": props,
+        "rank": rank_name(factory.rank()),
+        "other-types": cache_enums(&own),
+    })
+}
+
+/// The plugin as a plugins cache (`gst_plugins_cache.json`, the form GStreamer's and
+/// gst-plugins-rs's documentation is built from).
+fn plugin_cache() -> String {
+    init();
+    let plugin = gst::Registry::get().find_plugin("whisperstt").unwrap();
+    let mut elements = serde_json::Map::new();
+    let mut other_types = serde_json::Map::new();
+    for name in ELEMENTS {
+        let mut e = cache_element(name);
+        if let Some(serde_json::Value::Object(types)) =
+            e.as_object_mut().unwrap().remove("other-types")
+        {
+            other_types.extend(types);
+        }
+        elements.insert(name.to_string(), e);
+    }
+    let cache = serde_json::json!({
+        "whisperstt": {
+            "description": plugin.description().as_str(),
+            "elements": elements,
+            "filename": "gstwhisperstt",
+            "license": plugin.license().as_str(),
+            "other-types": other_types,
+            "package": plugin.package().as_str(),
+            "source": plugin.source().as_str(),
+            "tracers": {},
+            "url": plugin.origin().as_str(),
+        }
+    });
+    serde_json::to_string_pretty(&cache).unwrap() + "\n"
+}
+
+#[test]
+fn the_plugins_cache_is_generated_from_the_plugin() {
+    let generated = plugin_cache();
+    let path = root().join(PLUGIN_CACHE);
+    if blessing() {
+        std::fs::write(&path, &generated).unwrap();
+        println!("WHISPERSTT_BLESS=1: wrote {PLUGIN_CACHE}");
+        return;
+    }
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        current == generated,
+        "{PLUGIN_CACHE} does not match the plugin; rewrite it with \
+         WHISPERSTT_BLESS=1 cargo test --release --features fault-injection --test docs"
+    );
+    // What it says is what gst-inspect-1.0 shows: every property, with its flags.
+    let cache: serde_json::Value = serde_json::from_str(&current).unwrap();
+    for name in ELEMENTS {
+        let e = element(name);
+        let listed = cache["whisperstt"]["elements"][name]["properties"]
+            .as_object()
+            .unwrap();
+        let own = own_properties(&e);
+        assert_eq!(listed.len(), own.len(), "{name}");
+        for p in &own {
+            let entry = &listed[p.name()];
+            assert_eq!(
+                entry["blurb"],
+                p.blurb().unwrap_or(""),
+                "{name}.{}",
+                p.name()
+            );
+            assert_eq!(entry["mutable"], mutable(p), "{name}.{}", p.name());
+        }
+    }
 }
