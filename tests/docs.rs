@@ -155,22 +155,19 @@ fn range(p: &glib::ParamSpec) -> String {
     }
 }
 
-/// When the property may change, from its GStreamer mutability flags.
+/// When the property may change, from its GStreamer mutability flags (`mutable`).
 fn changes(p: &glib::ParamSpec) -> &'static str {
-    let flags = p.flags();
-    if !flags.contains(glib::ParamFlags::WRITABLE) {
-        "read-only"
-    } else if flags.contains(gst::PARAM_FLAG_MUTABLE_PLAYING) {
-        "any state"
-    } else if flags.contains(gst::PARAM_FLAG_MUTABLE_PAUSED) {
-        "NULL, READY, PAUSED"
-    } else if flags.contains(gst::PARAM_FLAG_MUTABLE_READY) {
-        "NULL, READY"
-    } else {
-        panic!(
+    if !p.flags().contains(glib::ParamFlags::WRITABLE) {
+        return "read-only";
+    }
+    match mutable(p) {
+        "playing" => "any state",
+        "paused" => "NULL, READY, PAUSED",
+        "ready" => "NULL, READY",
+        _ => panic!(
             "{} is writable but has no GST_PARAM_MUTABLE_* flag saying when",
             p.name()
-        )
+        ),
     }
 }
 
