@@ -128,3 +128,53 @@ fn a_failed_subtitle_write_is_an_error_naming_the_file() {
         run.errors
     );
 }
+
+/// What GStreamer's own `subparse` reads from `path`: each cue's text, start and end.
+fn subparse(path: &std::path::Path) -> Vec<(String, Duration, Duration)> {
+    pipeline::init();
+    let p = pipeline::launch(&format!(
+        "filesrc location=\"{}\" ! subparse ! appsink name=out sync=false",
+        path.display()
+    ));
+    let sink: gst_app::AppSink = p.by_name("out").unwrap().downcast().unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    let mut cues = Vec::new();
+    while let Ok(sample) = sink.pull_sample() {
+        let buffer = sample.buffer().unwrap();
+        let text = String::from_utf8(buffer.map_readable().unwrap().to_vec()).unwrap();
+        let start: Duration = buffer.pts().unwrap().into();
+        let end = start + Duration::from(buffer.duration().unwrap());
+        cues.push((text, start, end));
+    }
+    p.set_state(gst::State::Null).unwrap();
+    cues
+}
+
+#[test]
+fn gstreamer_subparse_reads_the_cues_whispersink_writes() {
+    let (path, _) = common::pocketsphinx_clip("-0870.wav");
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["out.srt", "out.vtt"] {
+        let file = dir.path().join(name);
+        let run = pipeline::run(&format!(
+            "{} ! whispersink location=\"{}\"",
+            pipeline::source(&path),
+            file.display()
+        ));
+        assert!(run.errors.is_empty(), "{:?}", run.errors);
+        let written = std::fs::read_to_string(&file).unwrap();
+        let ours = match name {
+            "out.srt" => parse::srt(&written),
+            _ => parse::webvtt(&written),
+        }
+        .unwrap();
+        let theirs = subparse(&file);
+        assert!(!ours.is_empty(), "{name}: no cue");
+        assert_eq!(theirs.len(), ours.len(), "{name}:\n{written}\n{theirs:?}");
+        for (t, o) in theirs.iter().zip(ours.iter()) {
+            // subparse gives Pango markup; the text has none, so it is the text itself.
+            assert_eq!(t.0.trim_end(), o.2, "{name}");
+            assert_eq!((t.1, t.2), (o.0, o.1), "{name}: {}", o.2);
+        }
+    }
+}
