@@ -1,4 +1,5 @@
-//! whispersink's `location`: subtitles written as finals come, parsed back.
+//! whispersink's `location` (subtitles written as finals come, parsed back, also by GStreamer's
+//! `subparse`) and whispertranscribe's text on video through `textoverlay`.
 
 mod common;
 
@@ -177,4 +178,43 @@ fn gstreamer_subparse_reads_the_cues_whispersink_writes() {
             assert_eq!((t.1, t.2), (o.0, o.1), "{name}: {}", o.2);
         }
     }
+}
+
+#[test]
+fn whispertranscribe_captions_video_through_textoverlay() {
+    pipeline::init();
+    let (path, reference) = common::pocketsphinx_clip("-0870.wav");
+    let p = pipeline::launch(&format!(
+        "{} ! whispertranscribe ! o.text_sink \
+         videotestsrc num-buffers=200 ! video/x-raw,width=320,height=240,framerate=25/1 ! \
+         textoverlay name=o ! fakesink name=video",
+        pipeline::source(&path)
+    ));
+    // What reaches the overlay's text pad, and how many frames leave it.
+    let texts = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = texts.clone();
+    let text_pad = p.by_name("o").unwrap().static_pad("text_sink").unwrap();
+    text_pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(buffer) = info.buffer() {
+            let map = buffer.map_readable().unwrap();
+            seen.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&map).into_owned());
+        }
+        gst::PadProbeReturn::Ok
+    });
+    let frames = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = frames.clone();
+    let video_pad = p.by_name("video").unwrap().static_pad("sink").unwrap();
+    video_pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        gst::PadProbeReturn::Ok
+    });
+    let run = pipeline::play(&p, Duration::from_secs(60));
+    p.set_state(gst::State::Null).unwrap();
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    assert_eq!(frames.load(std::sync::atomic::Ordering::Relaxed), 200);
+    let texts = texts.lock().unwrap().join(" ");
+    let wer = common::wer(&reference, &texts);
+    assert!(wer <= 0.15, "WER {wer:.3}: {texts}");
 }
