@@ -116,20 +116,7 @@ impl Output for BusOutput {
             "no-speech-prob": tr.no_speech_prob,
         });
         let (start, end): (Duration, Duration) = (start.into(), (start + t.duration).into());
-        // JSON Lines keeps one record per final, with its fields; SRT and WebVTT get cues a
-        // viewer can read.
-        let laid = match writer.format() {
-            SubtitleFormat::JsonLines => Vec::new(),
-            _ => subtitles::lay_out(&timed_words(tr, start), end, CueLimits::default()),
-        };
-        let cues: Vec<(Duration, Duration, String)> = match laid.is_empty() {
-            true => vec![(start, end, tr.text.clone())],
-            false => laid
-                .into_iter()
-                .map(|c| (c.start, c.end, c.lines.join("\n")))
-                .collect(),
-        };
-        for (start, end, text) in &cues {
+        for (start, end, text) in &subtitle_cues(tr, writer.format(), start, end) {
             let cue = Cue {
                 start: *start,
                 end: *end,
@@ -301,6 +288,27 @@ impl BaseSinkImpl for WhisperSink {
     fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
         self.worker.with(|w| w.unlock_stop());
         Ok(())
+    }
+}
+
+/// The cues of a final shown from `start` to `end`: JSON Lines keeps one record per final,
+/// with its fields; SRT and WebVTT get cues a viewer can read.
+fn subtitle_cues(
+    transcript: &Transcript,
+    format: SubtitleFormat,
+    start: Duration,
+    end: Duration,
+) -> Vec<(Duration, Duration, String)> {
+    let laid = match format {
+        SubtitleFormat::JsonLines => Vec::new(),
+        _ => subtitles::lay_out(&timed_words(transcript, start), end, CueLimits::default()),
+    };
+    match laid.is_empty() {
+        true => vec![(start, end, transcript.text.clone())],
+        false => laid
+            .into_iter()
+            .map(|c| (c.start, c.end, c.lines.join("\n")))
+            .collect(),
     }
 }
 
