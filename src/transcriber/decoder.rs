@@ -429,7 +429,7 @@ impl Decoder {
             return Err(TranscribeError::Aborted);
         }
         if result.is_err() && self.abort.gave_way() {
-            return Err(TranscribeError::GaveWay(inference_time));
+            return Err(TranscribeError::GaveWay);
         }
         result.map_err(TranscribeError::Inference)?;
         let language = match self.language {

@@ -79,9 +79,9 @@ pub enum TranscribeError {
     #[error("inference aborted")]
     Aborted,
     /// A partial decode ran past its share of the latency and gave way to what waits behind
-    /// it (after this long in whisper.cpp); the transcriber sheds it, it never reaches a caller.
-    #[error("a partial decode gave way after {0:?}")]
-    GaveWay(Duration),
+    /// it; the transcriber sheds it, it never reaches a caller.
+    #[error("a partial decode gave way")]
+    GaveWay,
 }
 
 /// How the stream is cut into utterances and when results come.
@@ -787,7 +787,7 @@ impl Transcriber {
             .decoder
             .decode(&audio, self.deadline(false), Some(give_way))
         {
-            Err(TranscribeError::GaveWay(_)) => {
+            Err(TranscribeError::GaveWay) => {
                 self.partials_shed += 1;
                 self.partials_given_way += 1;
                 return Ok(Vec::new());
