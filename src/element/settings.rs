@@ -92,6 +92,8 @@ pub struct PlayingSettings {
     pub word_timestamps: bool,
     pub lateness: Duration,
     pub granularity: Granularity,
+    /// Live input: stable partial words go downstream before the final (`early_text`).
+    pub stable_partials: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -161,6 +163,7 @@ impl Default for Settings {
                 word_timestamps: decode.word_timestamps,
                 lateness: Duration::ZERO,
                 granularity: Granularity::default(),
+                stable_partials: false,
             },
         }
     }
@@ -646,6 +649,20 @@ fn table() -> Vec<Property> {
             |s, v| { s.granularity = v.get().unwrap(); Ok(()) },
         )
         .only_in(ElementKind::Transcribe),
+        Property::playing(
+            |f| glib::ParamSpecBoolean::builder("stable-partials")
+                .nick("Stable partials")
+                .blurb(
+                    "Live input: push a partial's words downstream once two consecutive decodes \
+                     agree on them, rather than wait for the final, which then adds the rest: \
+                     the first words of a long utterance arrive within the latency (captions)",
+                )
+                .default_value(playing.stable_partials)
+                .flags(f).build(),
+            |s| s.stable_partials.to_value(),
+            |s, v| { s.stable_partials = v.get().unwrap(); Ok(()) },
+        )
+        .only_in(ElementKind::Transcribe),
         Property::start(
             |f| glib::ParamSpecString::builder("location")
                 .nick("Location")
@@ -758,8 +775,10 @@ impl PlayingSettings {
             translate: self.translate,
             threads: self.threads,
             beam_size: self.beam_size,
-            // Word buffers need word timing.
-            word_timestamps: self.word_timestamps || self.granularity == Granularity::Word,
+            // Word buffers, and stable words sent before the final, need word timing.
+            word_timestamps: self.word_timestamps
+                || self.granularity == Granularity::Word
+                || self.stable_partials,
             initial_prompt: self.initial_prompt.clone(),
             carry_context: self.carry_context,
             temperature: self.temperature as f32,

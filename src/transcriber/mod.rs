@@ -11,6 +11,7 @@
 
 mod checks;
 mod decoder;
+pub mod early_text;
 mod rejected;
 mod segment;
 mod utterance;
@@ -137,7 +138,7 @@ pub struct Piece {
 }
 
 /// A result for one utterance, timed from the first sample pushed into the transcriber.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Transcript {
     pub text: String,
     pub is_final: bool,

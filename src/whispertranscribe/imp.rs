@@ -13,8 +13,11 @@
  * Whisper segment, per word or per utterance (`output-granularity`) and followed by the custom
  * downstream event `rstranscribe/final-transcript`, on which gst-plugins-rs's `textaccumulate`
  * drains. With live input the utterance in progress is also decoded about once a second:
- * *partials*, posted on the bus only. Between finals the element sends GAP events, so text sinks
- * preroll at once and `textoverlay` does not hold video back for text that is not coming.
+ * *partials*, posted on the bus. With `stable-partials=true` the words two partials agreed on
+ * also go downstream at once and the final adds the rest, so the first words of a long utterance
+ * arrive within the latency (live captions). Between finals the element sends GAP events, so
+ * text sinks preroll at once and `textoverlay` does not hold video back for text that is not
+ * coming.
  *
  * Every result is also posted as a `whisperstt-transcript` element message. The model comes from a
  * process-wide cache shared with every other whisperstt element, and `whisperstt-model` messages
@@ -31,6 +34,8 @@
 use crate::element::{
     self, ElementKind, Granularity, Item, Output, Settings, TimedTranscript, WorkerSlot,
 };
+use crate::transcriber::early_text::EarlyText;
+use crate::transcriber::Word;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -66,6 +71,8 @@ struct TextOutput {
     srcpad: gst::Pad,
     /// How far the text stream has gone (text and gaps pushed); none since the segment.
     position: Option<gst::ClockTime>,
+    /// `stable-partials`: the words of the utterance in progress already pushed.
+    early: EarlyText,
 }
 
 /// The settled time moves on in steps at least this long: a GAP per input buffer would be
@@ -94,6 +101,48 @@ impl TextOutput {
     }
 }
 
+/// How a final, or words sent before it, are cut into buffers.
+impl TextOutput {
+    fn push_final(
+        &mut self,
+        t: &TimedTranscript,
+        granularity: Granularity,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let tr = &t.transcript;
+        if granularity == Granularity::Segment {
+            for p in &tr.pieces {
+                self.push_text(&p.text, t.pts_of(p.start), t.pts_of(p.end))?;
+            }
+            return Ok(gst::FlowSuccess::Ok);
+        }
+        if granularity == Granularity::Word && !tr.words.is_empty() {
+            return self.push_words(t, &tr.words, granularity);
+        }
+        // Per utterance, or word timing missing (the decode ran before the setting changed).
+        self.push_text(&tr.text, t.pts_of(tr.start), t.pts_of(tr.end))
+    }
+
+    /// `words` a buffer each (`word`), else together in one.
+    fn push_words(
+        &mut self,
+        t: &TimedTranscript,
+        words: &[Word],
+        granularity: Granularity,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let (Some(first), Some(last)) = (words.first(), words.last()) else {
+            return Ok(gst::FlowSuccess::Ok);
+        };
+        if granularity != Granularity::Word {
+            let text = words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>();
+            return self.push_text(&text.join(" "), t.pts_of(first.start), t.pts_of(last.end));
+        }
+        for w in words {
+            self.push_text(&w.text, t.pts_of(w.start), t.pts_of(w.end))?;
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
+
 impl Output for TextOutput {
     fn caps(&mut self, _caps: &gst::Caps) {
         if self.srcpad.current_caps().is_none() {
@@ -107,6 +156,7 @@ impl Output for TextOutput {
 
     fn segment(&mut self, segment: &gst::Segment) {
         self.position = None;
+        self.early.reset();
         self.srcpad.push_event(gst::event::Segment::new(segment));
     }
 
@@ -137,32 +187,21 @@ impl Output for TextOutput {
             return Err(gst::FlowError::Flushing);
         };
         element::post_transcript(&element, *CAT, t);
-        // Downstream gets settled text only: each final, cut as asked, then the event
-        // GStreamer's transcription elements (textaccumulate, tttocea608, ...) drain on.
+        let granularity = settings.playing.granularity;
+        // Downstream gets settled text only: stable partial words if asked for, each final
+        // (or what stable partials left of it) cut as asked, then the event GStreamer's
+        // transcription elements (textaccumulate, tttocea608, ...) drain on.
         if !t.transcript.is_final {
+            if settings.playing.stable_partials {
+                let words = self.early.partial(&t.transcript);
+                self.push_words(t, &words, granularity)?;
+            }
             return Ok(gst::FlowSuccess::Ok);
         }
-        let tr = &t.transcript;
-        let pieces: Vec<(&str, std::time::Duration, std::time::Duration)> =
-            match settings.playing.granularity {
-                Granularity::Segment => tr
-                    .pieces
-                    .iter()
-                    .map(|p| (p.text.as_str(), p.start, p.end))
-                    .collect(),
-                Granularity::Word if !tr.words.is_empty() => tr
-                    .words
-                    .iter()
-                    .map(|w| (w.text.as_str(), w.start, w.end))
-                    .collect(),
-                // Word timing missing (the decode ran before the setting changed): whole.
-                Granularity::Word | Granularity::Utterance => {
-                    vec![(tr.text.as_str(), tr.start, tr.end)]
-                }
-            };
-        for (text, start, end) in pieces {
-            self.push_text(text, t.pts_of(start), t.pts_of(end))?;
-        }
+        match self.early.final_rest(&t.transcript) {
+            Some(rest) => self.push_words(t, &rest, granularity)?,
+            None => self.push_final(t, granularity)?,
+        };
         let done = gst::Structure::new_empty(element::FINAL_TRANSCRIPT_EVENT);
         self.srcpad
             .push_event(gst::event::CustomDownstream::new(done));
@@ -350,6 +389,7 @@ impl ElementImpl for WhisperTranscribe {
                 element: element.downgrade(),
                 srcpad: self.srcpad.clone(),
                 position: None,
+                early: EarlyText::default(),
             }))
         };
         self.worker
