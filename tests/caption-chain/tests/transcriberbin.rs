@@ -453,6 +453,22 @@ struct Captions {
     delays_708: Vec<Duration>,
 }
 
+impl Captions {
+    /// Both services read as the speech within `wer`, 95 % of words on air within `delay`.
+    fn check(&self, run: &Run, wer: f64, delay: Duration) {
+        for (name, w, text) in [
+            ("608", self.wer_608, run.text_608()),
+            ("708", self.wer_708, run.text_708()),
+        ] {
+            assert!(w <= wer, "CEA-{name} WER {w:.3}: {text}");
+        }
+        for (name, delays) in [("608", &self.delays_608), ("708", &self.delays_708)] {
+            let p95 = percentile(delays.clone(), 0.95);
+            assert!(p95 <= delay, "CEA-{name}: p95 {p95:?} after the words");
+        }
+    }
+}
+
 /// Plays the whole speech with `options` and measures its captions against it; checks what
 /// holds in every configuration: the last words on air, in both services, the first caption
 /// within the pipeline latency, no warnings, cea608tott's rows the decoded ones.
@@ -521,25 +537,7 @@ fn captions_carry_the_speech_in_cea608_and_cea708_through_a_transcriber_swap() {
         ..Options::new(BIN_LATENCY_MS)
     };
     let (run, c) = captions(&speech(), &options);
-    assert!(
-        c.wer_608 <= 0.10,
-        "CEA-608 WER {:.3}: {}",
-        c.wer_608,
-        run.text_608()
-    );
-    assert!(
-        c.wer_708 <= 0.10,
-        "CEA-708 WER {:.3}: {}",
-        c.wer_708,
-        run.text_708()
-    );
-    for (name, delays) in [("608", &c.delays_608), ("708", &c.delays_708)] {
-        let p95 = percentile(delays.clone(), 0.95);
-        assert!(
-            p95 <= Duration::from_secs(3),
-            "CEA-{name}: p95 {p95:?} after the words"
-        );
-    }
+    c.check(&run, 0.10, Duration::from_secs(3));
     let swapped = run
         .finals
         .iter()
@@ -563,25 +561,7 @@ fn stable_partials_put_each_caption_at_its_word() {
         ..Options::new(BIN_LATENCY_MS)
     };
     let (run, c) = captions(&speech(), &options);
-    assert!(
-        c.wer_708 <= 0.15,
-        "CEA-708 WER {:.3}: {}",
-        c.wer_708,
-        run.text_708()
-    );
-    assert!(
-        c.wer_608 <= 0.15,
-        "CEA-608 WER {:.3}: {}",
-        c.wer_608,
-        run.text_608()
-    );
-    for (name, delays) in [("608", &c.delays_608), ("708", &c.delays_708)] {
-        let p95 = percentile(delays.clone(), 0.95);
-        assert!(
-            p95 <= Duration::from_millis(500),
-            "CEA-{name}: p95 {p95:?} after the words"
-        );
-    }
+    c.check(&run, 0.15, Duration::from_millis(500));
 }
 
 /// 20 starts, four pipelines at a time on one shared model, each start as a live source may
