@@ -2,7 +2,8 @@
 # Sets everything up (scripts/setup.sh), then tests against the real engine and the real
 # tiny.en model. Two tiers (docs/reliability.md):
 #   scripts/test.sh          everything: the whole suite, the installed plugin as users see it,
-#                            the doctests, fuzzing, and the reliability summary (what CI runs)
+#                            transcriberbin and the caption elements, the Debian package's round
+#                            trip, the doctests, fuzzing, and the reliability summary (what CI runs)
 #   scripts/test.sh --quick  the working loop: format, clippy, unit tests and one fast
 #                            end-to-end test per element and feature area (QUICK_TESTS)
 set -euo pipefail
@@ -88,6 +89,16 @@ wait "$realtime" || status=$?
 echo "== tests/realtime.rs (ran beside the others; its output: $realtime_log)" >&2
 grep -E '^(live:|test |test result)' "$realtime_log" >&2 || true
 cargo test --release "${after[@]}" --no-fail-fast --features fault-injection -- "${filter[@]}" || status=$?
+# whisperstt inside gst-plugins-rs's transcriberbin and caption elements, built from crates.io
+# in a crate of their own (docs/transcriberbin.md); it measures caption delays, so it runs last.
+echo "== tests/caption-chain: transcriberbin, tttocea608/708, cea608tott" >&2
+(cd tests/caption-chain &&
+  CARGO_TARGET_DIR=../../target/caption-chain cargo fmt --check &&
+  CARGO_TARGET_DIR=../../target/caption-chain cargo clippy --release --all-targets -- -D warnings &&
+  CARGO_TARGET_DIR=../../target/caption-chain cargo test --release -- --nocapture --test-threads=1) \
+  || status=$?
+# The Debian package: built with dpkg-buildpackage, installed, used, purged (docs/building.md).
+scripts/deb.sh --round-trip || status=$?
 # --all-targets leaves out the documentation's examples (the embedding API in src/lib.rs).
 cargo test --release --doc --features fault-injection || status=$?
 # Bounded fuzzing of the model-file parsers (a minute each, going on from the corpus earlier
