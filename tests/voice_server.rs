@@ -1,0 +1,322 @@
+//! examples/voice_server as a browser uses it: a WebRTC peer (GStreamer's own webrtcbin here,
+//! sending Opus from a live source in real time) posts its offer, plays speech, and reads the
+//! transcripts off the data channel. Several at once, and the offers a server must refuse.
+
+mod common;
+
+use gst::prelude::*;
+use gst_webrtc::{WebRTCDataChannel, WebRTCICEGatheringState, WebRTCSDPType};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The example, started on a free port; killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let exe: PathBuf = std::env::current_exe()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("examples/voice_server");
+        assert!(
+            exe.is_file(),
+            "{}: cargo build --release --examples",
+            exe.display()
+        );
+        let child = Command::new(exe)
+            .args(["--addr", &addr])
+            .args(args)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Server { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while server.get("/health").is_err() {
+            assert!(Instant::now() < deadline, "the server did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
+    /// One HTTP request: (status, Location header, body).
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> std::io::Result<(u16, String, String)> {
+        let mut s = TcpStream::connect(&self.addr)?;
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/sdp\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )?;
+        let mut reply = String::new();
+        s.read_to_string(&mut reply)?;
+        let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let location = head
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("Location: ")
+                    .or_else(|| l.strip_prefix("location: "))
+            })
+            .unwrap_or("")
+            .to_string();
+        Ok((status, location, body.to_string()))
+    }
+
+    fn get(&self, path: &str) -> std::io::Result<serde_json::Value> {
+        let (_, _, body) = self.request("GET", path, "")?;
+        serde_json::from_str(&body).map_err(std::io::Error::other)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A browser: speech from a live source, Opus over WebRTC, transcripts from the data channel.
+struct Peer {
+    pipeline: gst::Pipeline,
+    messages: Arc<Mutex<Vec<serde_json::Value>>>,
+    location: String,
+}
+
+impl Peer {
+    /// Offers to `server`; returns the peer and the server's HTTP status (201 when answered).
+    fn connect(server: &Server) -> (Peer, u16, String) {
+        common::pipeline::init();
+        let pipeline = gst::parse::launch(
+            "appsrc name=src is-live=true format=time do-timestamp=true \
+               caps=audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved \
+             ! audioconvert ! audioresample ! opusenc ! rtpopuspay pt=111 \
+             ! webrtcbin name=webrtc bundle-policy=max-bundle",
+        )
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let webrtc = pipeline.by_name("webrtc").unwrap();
+        // The offer is made before any audio flows: the codec comes from here, as a browser's
+        // comes from its capabilities.
+        let transceiver =
+            webrtc.emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>("get-transceiver", &[&0i32]);
+        let opus = gst::Caps::from_str(
+            "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000",
+        )
+        .unwrap();
+        transceiver.set_property("codec-preferences", &opus);
+        transceiver.set_property(
+            "direction",
+            gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly,
+        );
+        let channel = webrtc.emit_by_name::<WebRTCDataChannel>(
+            "create-data-channel",
+            &[&"transcripts", &None::<gst::Structure>],
+        );
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let m = Arc::clone(&messages);
+        channel.connect_on_message_string(move |_, text| {
+            if let Some(v) = text.and_then(|t| serde_json::from_str(t).ok()) {
+                m.lock().unwrap().push(v);
+            }
+        });
+        let offer = local_offer(&webrtc);
+        let (status, location, body) = server.request("POST", "/whip", &offer).unwrap();
+        if status == 201 {
+            let sdp = gst_sdp::SDPMessage::parse_buffer(body.as_bytes()).unwrap();
+            let answer = gst_webrtc::WebRTCSessionDescription::new(WebRTCSDPType::Answer, sdp);
+            webrtc.emit_by_name::<()>("set-remote-description", &[&answer, &None::<gst::Promise>]);
+        }
+        (
+            Peer {
+                pipeline,
+                messages,
+                location,
+            },
+            status,
+            body,
+        )
+    }
+
+    /// Plays `samples` in real time, then a second of silence.
+    fn speak(&self, samples: &[f32]) {
+        let src = self
+            .pipeline
+            .by_name("src")
+            .unwrap()
+            .downcast::<gst_app::AppSrc>()
+            .unwrap();
+        let started = Instant::now();
+        let silence = vec![0.0f32; 16_000];
+        for (i, chunk) in samples.chunks(1600).chain(silence.chunks(1600)).enumerate() {
+            if let Some(wait) = Duration::from_millis(100 * i as u64).checked_sub(started.elapsed())
+            {
+                std::thread::sleep(wait);
+            }
+            let bytes: Vec<u8> = chunk.iter().flat_map(|s| s.to_le_bytes()).collect();
+            let _ = src.push_buffer(gst::Buffer::from_slice(bytes));
+        }
+    }
+
+    /// The transcripts so far, once `finals` finals came or `limit` passed.
+    fn wait_for(&self, finals: usize, limit: Duration) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let got = self.messages.lock().unwrap().clone();
+            let n = got.iter().filter(|m| m["is-final"] == true).count();
+            if n >= finals || Instant::now() >= deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// The peer's offer with its ICE candidates (no trickle: one request).
+fn local_offer(webrtc: &gst::Element) -> String {
+    let promise = gst::Promise::new();
+    webrtc.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
+    promise.wait();
+    let offer = promise
+        .get_reply()
+        .and_then(|r| r.get::<gst_webrtc::WebRTCSessionDescription>("offer").ok())
+        .expect("an offer");
+    webrtc.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while webrtc.property::<WebRTCICEGatheringState>("ice-gathering-state")
+        != WebRTCICEGatheringState::Complete
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let local = webrtc
+        .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
+        .unwrap();
+    local.sdp().as_text().unwrap()
+}
+
+/// Two LibriVox sentences with a second's pause between, and what was said.
+fn speech() -> (Vec<f32>, String) {
+    let (a, ta) = common::pocketsphinx_clip("-0870.wav");
+    let (b, tb) = common::pocketsphinx_clip("-0930.wav");
+    let mut samples = common::read_audio(&a);
+    samples.extend(std::iter::repeat_n(0.0, 16_000));
+    samples.extend(common::read_audio(&b));
+    (samples, format!("{ta} {tb}"))
+}
+
+fn finals_text(messages: &[serde_json::Value]) -> String {
+    let finals = messages.iter().filter(|m| m["is-final"] == true);
+    finals
+        .filter_map(|m| m["text"].as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn a_session_gets_partials_then_finals_over_the_data_channel_on_the_preloaded_model() {
+    let _turn = common::one_at_a_time();
+    let server = Server::start(&[]);
+    let (peer, status, body) = Peer::connect(&server);
+    assert_eq!(status, 201, "{body}");
+    let (samples, reference) = speech();
+    peer.speak(&samples);
+    let messages = peer.wait_for(2, Duration::from_secs(10));
+    let first_final = messages.iter().position(|m| m["is-final"] == true);
+    assert!(
+        first_final.is_some_and(|i| i > 0),
+        "partials before the first final: {messages:?}"
+    );
+    let wer = common::wer(&reference, &finals_text(&messages));
+    assert!(wer <= 0.15, "WER {wer:.3}: {}", finals_text(&messages));
+    let stats = server.get("/stats").unwrap();
+    eprintln!("stats: {stats}");
+    assert_eq!(stats["loads"], 1, "one load, at start");
+    let first_audio = stats["sessions"][0]["first-audio-ms"].as_u64().unwrap();
+    assert!(
+        first_audio <= 1000,
+        "first audio {first_audio} ms after the offer"
+    );
+    let (status, _, _) = server.request("DELETE", &peer.location, "").unwrap();
+    assert_eq!(status, 204);
+    assert_eq!(server.get("/health").unwrap()["sessions"], 0);
+}
+
+#[test]
+fn eight_sessions_at_once_share_the_one_load() {
+    let _turn = common::one_at_a_time();
+    let server = Server::start(&["--max-sessions", "8"]);
+    let (samples, reference) = speech();
+    let results: Vec<(u16, Vec<serde_json::Value>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    let (peer, status, _) = Peer::connect(&server);
+                    peer.speak(&samples);
+                    (status, peer.wait_for(2, Duration::from_secs(15)))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (status, messages) in &results {
+        assert_eq!(*status, 201);
+        let wer = common::wer(&reference, &finals_text(messages));
+        assert!(wer <= 0.25, "WER {wer:.3}: {}", finals_text(messages));
+    }
+    assert_eq!(
+        server.get("/stats").unwrap()["loads"],
+        1,
+        "one load for eight sessions"
+    );
+}
+
+#[test]
+fn offers_it_cannot_take_are_refused_with_the_reason() {
+    let _turn = common::one_at_a_time();
+    let server = Server::start(&["--max-sessions", "1"]);
+    let (status, _, body) = server.request("POST", "/whip", "hello").unwrap();
+    assert_eq!(status, 400, "{body}");
+    let big = "v=0\r\n".repeat(20_000);
+    let (status, _, _) = server.request("POST", "/whip", &big).unwrap();
+    assert_eq!(status, 413);
+    let (_first, status, body) = Peer::connect(&server);
+    assert_eq!(status, 201, "{body}");
+    let (_second, status, body) = Peer::connect(&server);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("--max-sessions"), "{body}");
+}
