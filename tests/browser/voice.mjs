@@ -1,0 +1,68 @@
+// Opens examples/voice_server's page in headless Chromium, N pages at once, each with a
+// recording as its microphone; presses Start and reports what each page showed, as JSON.
+//
+//   node tests/browser/voice.mjs --url http://127.0.0.1:8080/ --audio speech.wav
+//        [--pages N] [--seconds S] [--screenshot out.png]
+//
+// Prints {"pages": [{"status", "finals": [{"text", "delay"}], "partials": n, "stable": n}]}.
+import { chromium } from "playwright-core";
+
+function args() {
+  const a = { pages: 1, seconds: 20 };
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i += 2) a[argv[i].replace(/^--/, "")] = argv[i + 1];
+  a.pages = Number(a.pages);
+  a.seconds = Number(a.seconds);
+  if (!a.url || !a.audio) throw new Error("--url and --audio are needed");
+  return a;
+}
+
+// What the page shows over time: every partial it displayed, and the finals.
+function watch() {
+  window.__seen = { partials: 0, stable: 0 };
+  new MutationObserver(() => {
+    const p = document.getElementById("partial");
+    if (p.textContent.trim()) window.__seen.partials++;
+    if (p.querySelector(".stable")?.textContent.trim()) window.__seen.stable++;
+  }).observe(document.getElementById("partial"), { childList: true, subtree: true, characterData: true });
+}
+
+async function run() {
+  const a = args();
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: [
+      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+      `--use-file-for-fake-audio-capture=${a.audio}%noloop`,
+      "--autoplay-policy=no-user-gesture-required",
+    ],
+  });
+  const context = await browser.newContext();
+  const pages = await Promise.all(Array.from({ length: a.pages }, () => context.newPage()));
+  await Promise.all(pages.map(async (page) => {
+    await page.goto(a.url);
+    await page.evaluate(watch);
+    await page.click("#start");
+  }));
+  await new Promise((r) => setTimeout(r, a.seconds * 1000));
+  const results = await Promise.all(pages.map((page) => page.evaluate(() => ({
+    status: document.getElementById("status").textContent,
+    finals: [...document.querySelectorAll("#finals p")].map((p) => ({
+      text: p.firstChild.textContent,
+      delay: p.querySelector(".latency")?.textContent || "",
+    })),
+    partials: window.__seen.partials,
+    stable: window.__seen.stable,
+  }))));
+  if (a.screenshot) await pages[0].screenshot({ path: a.screenshot });
+  await Promise.all(pages.map((page) => page.click("#stop").catch(() => {})));
+  await browser.close();
+  console.log(JSON.stringify({ pages: results }));
+}
+
+run().catch((e) => {
+  console.error(`voice.mjs: ${e.message}`);
+  process.exit(1);
+});
