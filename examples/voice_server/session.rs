@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 const GATHERING_LIMIT: Duration = Duration::from_secs(5);
 /// A session that has had no media this long after its answer is ended.
 const MEDIA_LIMIT: Duration = Duration::from_secs(15);
+/// A session whose media stopped this long ago is ended: its browser went away without a
+/// DELETE (a closed tab, a lost network). A live source's packets keep coming through silence.
+const GONE_LIMIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 pub enum Refused {
@@ -31,6 +34,8 @@ struct Counters {
     warnings: AtomicU64,
     /// Milliseconds from the offer to the first audio packet, once there was one.
     first_audio_ms: AtomicU64,
+    /// Milliseconds from the offer to the latest audio packet.
+    last_audio_ms: AtomicU64,
 }
 
 pub struct Session {
@@ -181,17 +186,19 @@ impl Session {
             .map_err(|e| e.to_string())?;
         let weak = Arc::downgrade(self);
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            if let Some(s) = weak.upgrade() {
-                let ms = s.created.elapsed().as_millis() as u64;
+            let Some(s) = weak.upgrade() else {
+                return gst::PadProbeReturn::Remove;
+            };
+            let ms = (s.created.elapsed().as_millis() as u64).max(1);
+            s.counters.last_audio_ms.store(ms, Ordering::Relaxed);
+            if s.counters.first_audio_ms.load(Ordering::Relaxed) == 0 {
                 eprintln!(
                     "voice_server: session {} first audio {ms} ms after its offer",
                     s.id
                 );
-                s.counters
-                    .first_audio_ms
-                    .store(ms.max(1), Ordering::Relaxed);
+                s.counters.first_audio_ms.store(ms, Ordering::Relaxed);
             }
-            gst::PadProbeReturn::Remove
+            gst::PadProbeReturn::Ok
         });
         Ok(())
     }
@@ -227,7 +234,7 @@ impl Session {
         }
     }
 
-    /// ICE that fails or closes ends the session; so does a session with no media for long.
+    /// ICE that fails or closes ends the session; so does media that never comes or stops.
     fn watch_ice(self: &Arc<Self>, webrtc: &gst::Element) {
         let weak = Arc::downgrade(self);
         webrtc.connect_notify(Some("ice-connection-state"), move |webrtc, _| {
@@ -244,14 +251,30 @@ impl Session {
             }
         });
         let weak = Arc::downgrade(self);
-        std::thread::spawn(move || {
-            std::thread::sleep(MEDIA_LIMIT);
-            if let Some(s) = weak.upgrade() {
-                if s.counters.first_audio_ms.load(Ordering::Relaxed) == 0 {
-                    s.end("no audio came");
-                }
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let Some(s) = weak.upgrade() else { return };
+            if !s.is_open() {
+                return;
+            }
+            if let Some(why) = s.media_gone() {
+                s.end(why);
+                return;
             }
         });
+    }
+
+    /// Why the session should end for lack of media, if it should.
+    fn media_gone(&self) -> Option<&'static str> {
+        let now = self.created.elapsed().as_millis() as u64;
+        match self.counters.last_audio_ms.load(Ordering::Relaxed) {
+            0 if now > MEDIA_LIMIT.as_millis() as u64 => Some("no audio came"),
+            0 => None,
+            last if now - last > GONE_LIMIT.as_millis() as u64 => {
+                Some("its audio stopped: the browser went away")
+            }
+            _ => None,
+        }
     }
 
     /// Answers `offer`: the SDP answer with this side's ICE candidates in it.
