@@ -3,9 +3,11 @@
 //! transcripts off the data channel. Several at once, and the offers a server must refuse.
 
 mod common;
+#[path = "../examples/voice_server/sdp.rs"]
+mod sdp;
 
 use gst::prelude::*;
-use gst_webrtc::{WebRTCDataChannel, WebRTCICEGatheringState, WebRTCSDPType};
+use gst_webrtc::{WebRTCDataChannel, WebRTCSDPType};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -148,7 +150,8 @@ impl Peer {
                 m.lock().unwrap().push(v);
             }
         });
-        let offer = local_offer(&webrtc);
+        let offer =
+            sdp::local_description(&webrtc, "create-offer", Duration::from_secs(5)).unwrap();
         let (status, location, body) = server.request("POST", "/whip", &offer).unwrap();
         if status == 201 {
             let sdp = gst_sdp::SDPMessage::parse_buffer(body.as_bytes()).unwrap();
@@ -204,29 +207,6 @@ impl Drop for Peer {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
     }
-}
-
-/// The peer's offer with its ICE candidates (no trickle: one request).
-fn local_offer(webrtc: &gst::Element) -> String {
-    let promise = gst::Promise::new();
-    webrtc.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
-    promise.wait();
-    let offer = promise
-        .get_reply()
-        .and_then(|r| r.get::<gst_webrtc::WebRTCSessionDescription>("offer").ok())
-        .expect("an offer");
-    webrtc.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while webrtc.property::<WebRTCICEGatheringState>("ice-gathering-state")
-        != WebRTCICEGatheringState::Complete
-        && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let local = webrtc
-        .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
-        .unwrap();
-    local.sdp().as_text().unwrap()
 }
 
 /// Two LibriVox sentences with a second's pause between, and what was said.

@@ -14,6 +14,7 @@
 
 mod http;
 mod json;
+mod sdp;
 mod session;
 
 use gstwhisperstt::model::cache;

@@ -2,7 +2,7 @@
 //! over the data channel the browser opened; and the set of them, bounded.
 
 use gst::prelude::*;
-use gst_webrtc::{WebRTCDataChannel, WebRTCICEGatheringState, WebRTCSDPType};
+use gst_webrtc::{WebRTCDataChannel, WebRTCSDPType};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -284,25 +284,7 @@ impl Session {
         let promise = gst::Promise::new();
         webrtc.emit_by_name::<()>("set-remote-description", &[&offer, &promise]);
         promise.wait();
-        let promise = gst::Promise::new();
-        webrtc.emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
-        promise.wait();
-        let answer = promise
-            .get_reply()
-            .and_then(|r| r.get::<gst_webrtc::WebRTCSessionDescription>("answer").ok())
-            .ok_or("webrtcbin made no answer to the offer")?;
-        webrtc.emit_by_name::<()>("set-local-description", &[&answer, &None::<gst::Promise>]);
-        let deadline = Instant::now() + GATHERING_LIMIT;
-        while webrtc.property::<WebRTCICEGatheringState>("ice-gathering-state")
-            != WebRTCICEGatheringState::Complete
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let local = webrtc
-            .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
-            .ok_or("webrtcbin has no local description")?;
-        local.sdp().as_text().map_err(|e| e.to_string())
+        crate::sdp::local_description(&webrtc, "create-answer", GATHERING_LIMIT)
     }
 
     /// Transcripts to the browser; the model's loads, warnings and errors to the log.
