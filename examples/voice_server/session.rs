@@ -36,6 +36,9 @@ struct Counters {
     first_audio_ms: AtomicU64,
     /// Milliseconds from the offer to the latest audio packet.
     last_audio_ms: AtomicU64,
+    /// `whisperstt-overload` warnings, and how far behind real time the last one said it was.
+    overloads: AtomicU64,
+    overload_lag_ms: AtomicU64,
 }
 
 pub struct Session {
@@ -317,6 +320,12 @@ impl Session {
             }
             gst::MessageView::Warning(w) => {
                 self.counters.warnings.fetch_add(1, Ordering::Relaxed);
+                let details = w.details();
+                if let Some(d) = details.filter(|d| d.name() == "whisperstt-overload") {
+                    let lag = d.get::<gst::ClockTime>("lag").map_or(0, |l| l.mseconds());
+                    self.counters.overloads.fetch_add(1, Ordering::Relaxed);
+                    self.counters.overload_lag_ms.store(lag, Ordering::Relaxed);
+                }
                 eprintln!("voice_server: session {} warning: {}", self.id, w.error());
             }
             gst::MessageView::Error(e) => self.end(&format!("error: {}", e.error())),
@@ -370,6 +379,8 @@ impl Session {
             "partials": self.counters.partials.load(Ordering::Relaxed),
             "finals": self.counters.finals.load(Ordering::Relaxed),
             "warnings": self.counters.warnings.load(Ordering::Relaxed),
+            "overload-warnings": self.counters.overloads.load(Ordering::Relaxed),
+            "last-overload-lag-ms": self.counters.overload_lag_ms.load(Ordering::Relaxed),
             "max-observed-delay-ms": delay,
         })
     }
