@@ -6,103 +6,12 @@ mod common;
 #[path = "../examples/voice_server/sdp.rs"]
 mod sdp;
 
+use common::voice::{self, browse, speech, wav_file, Server};
 use gst::prelude::*;
 use gst_webrtc::{WebRTCDataChannel, WebRTCSDPType};
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// The example, started on a free port; killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(args: &[&str]) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let exe: PathBuf = std::env::current_exe()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .join("examples/voice_server");
-        assert!(
-            exe.is_file(),
-            "{}: cargo build --release --examples",
-            exe.display()
-        );
-        let child = Command::new(exe)
-            .args(["--addr", &addr])
-            .args(args)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Server { child, addr };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while server.get("/health").is_err() {
-            assert!(Instant::now() < deadline, "the server did not come up");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        server
-    }
-
-    /// One HTTP request: (status, Location header, body).
-    fn request(
-        &self,
-        method: &str,
-        path: &str,
-        body: &str,
-    ) -> std::io::Result<(u16, String, String)> {
-        let mut s = TcpStream::connect(&self.addr)?;
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/sdp\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.addr,
-            body.len()
-        )?;
-        let mut reply = String::new();
-        s.read_to_string(&mut reply)?;
-        let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let location = head
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("Location: ")
-                    .or_else(|| l.strip_prefix("location: "))
-            })
-            .unwrap_or("")
-            .to_string();
-        Ok((status, location, body.to_string()))
-    }
-
-    fn get(&self, path: &str) -> std::io::Result<serde_json::Value> {
-        let (_, _, body) = self.request("GET", path, "")?;
-        serde_json::from_str(&body).map_err(std::io::Error::other)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A browser: speech from a live source, Opus over WebRTC, transcripts from the data channel.
 struct Peer {
@@ -209,16 +118,6 @@ impl Drop for Peer {
     }
 }
 
-/// Two LibriVox sentences with a second's pause between, and what was said.
-fn speech() -> (Vec<f32>, String) {
-    let (a, ta) = common::pocketsphinx_clip("-0870.wav");
-    let (b, tb) = common::pocketsphinx_clip("-0930.wav");
-    let mut samples = common::read_audio(&a);
-    samples.extend(std::iter::repeat_n(0.0, 16_000));
-    samples.extend(common::read_audio(&b));
-    (samples, format!("{ta} {tb}"))
-}
-
 fn finals_text(messages: &[serde_json::Value]) -> String {
     let finals = messages.iter().filter(|m| m["is-final"] == true);
     finals
@@ -305,65 +204,6 @@ fn offers_it_cannot_take_are_refused_with_the_reason() {
     assert!(body.contains("--max-sessions"), "{body}");
 }
 
-/// `samples` (16 kHz mono) as a 16-bit WAV file: Chromium's fake microphone plays it.
-fn wav_file(samples: &[f32]) -> tempfile::NamedTempFile {
-    let mut f = tempfile::Builder::new().suffix(".wav").tempfile().unwrap();
-    let data: Vec<u8> = samples
-        .iter()
-        .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes())
-        .collect();
-    let mut header = Vec::new();
-    header.extend_from_slice(b"RIFF");
-    header.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-    header.extend_from_slice(b"WAVEfmt ");
-    for v in [16u32, 0x0001_0001, 16_000, 32_000, 0x0010_0002] {
-        header.extend_from_slice(&v.to_le_bytes());
-    }
-    header.extend_from_slice(b"data");
-    header.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    f.write_all(&header).unwrap();
-    f.write_all(&data).unwrap();
-    f
-}
-
-/// Runs tests/browser/voice.mjs: `pages` Chromium pages on `server`'s page, each hearing
-/// `audio`, for `seconds`; what each page showed.
-fn browse(
-    server: &Server,
-    audio: &std::path::Path,
-    pages: usize,
-    seconds: u32,
-    screenshot: Option<&str>,
-) -> Vec<serde_json::Value> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        dir.join("node_modules/playwright-core").is_dir()
-            && std::path::Path::new("/usr/bin/chromium").is_file(),
-        "Chromium or playwright-core missing: run scripts/setup.sh"
-    );
-    let mut cmd = Command::new("node");
-    cmd.arg(dir.join("voice.mjs"))
-        .args(["--url", &format!("http://{}/", server.addr)])
-        .args(["--audio", audio.to_str().unwrap()])
-        .args([
-            "--pages",
-            &pages.to_string(),
-            "--seconds",
-            &seconds.to_string(),
-        ]);
-    if let Some(path) = screenshot {
-        cmd.args(["--screenshot", path]);
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    report["pages"].as_array().unwrap().clone()
-}
-
 /// Chromium, as a user's browser: its fake microphone plays the recording (after 1.5 s of
 /// silence, the time to connect), the page shows partials with a stable part and then the
 /// finals; one page, then eight at once, all on the one load. `WHISPERSTT_SCREENSHOT=PATH`
@@ -378,15 +218,16 @@ fn chromium_pages_show_partials_then_the_finals() {
     samples.extend(std::iter::repeat_n(0.0, 32_000));
     let audio = wav_file(&samples);
     let screenshot = std::env::var("WHISPERSTT_SCREENSHOT").ok();
-    for pages in [1, 8] {
-        let shown = browse(
-            &server,
-            audio.path(),
-            pages,
-            17,
-            screenshot.as_deref().filter(|_| pages == 1),
-        );
-        for page in &shown {
+    for count in [1, 8] {
+        let pages = voice::Pages {
+            count,
+            seconds: 17,
+            stagger_ms: 0,
+            screenshot: screenshot.as_deref().filter(|_| count == 1),
+        };
+        let mut shown = browse(&server, audio.path(), &pages);
+        for page in shown.pages.iter_mut() {
+            page.as_object_mut().unwrap().remove("messages");
             let finals: Vec<&str> = page["finals"]
                 .as_array()
                 .unwrap()
@@ -394,7 +235,7 @@ fn chromium_pages_show_partials_then_the_finals() {
                 .filter_map(|f| f["text"].as_str())
                 .collect();
             let wer = common::wer(&reference, &finals.join(" "));
-            eprintln!("{pages} pages: {page}");
+            eprintln!("{count} pages: {page}");
             assert!(
                 page["status"].as_str().unwrap().starts_with("Connected"),
                 "{page}"
@@ -403,7 +244,7 @@ fn chromium_pages_show_partials_then_the_finals() {
             // shed first (measured: finals 0.8-2.9 s after the speech, 0-4 stable partials).
             let stable = page["stable"].as_u64().unwrap();
             assert!(page["partials"].as_u64().unwrap() > 0, "{page}");
-            assert!(pages > 1 || stable > 0, "{page}");
+            assert!(count > 1 || stable > 0, "{page}");
             assert!(wer <= 0.2, "WER {wer:.3}: {page}");
         }
         assert_eq!(
@@ -412,17 +253,6 @@ fn chromium_pages_show_partials_then_the_finals() {
             "one load for every page"
         );
     }
-}
-
-/// The server's resident memory, from /proc.
-fn rss_mb(server: &Server) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap();
-    kb / 1024.0
 }
 
 /// Waits up to `limit` for the server to count `n` sessions.
@@ -497,14 +327,14 @@ fn a_hundred_connects_and_disconnects_leave_nothing_behind() {
         drop(peer);
         if i == 9 {
             assert!(sessions_become(&server, 0, Duration::from_secs(5)));
-            warm = rss_mb(&server);
+            warm = server.rss_mb();
         }
     }
     assert!(
         sessions_become(&server, 0, Duration::from_secs(5)),
         "sessions left"
     );
-    let end = rss_mb(&server);
+    let end = server.rss_mb();
     eprintln!(
         "100 connections in {:.1} s; server RSS {warm:.1} MB after 10, {end:.1} MB after 100",
         started.elapsed().as_secs_f64()

@@ -1,81 +1,112 @@
-//! The HTTP side: the page, WHIP-style signalling, and the figures.
+//! The HTTP side: the page, WHIP-style signalling, and the figures. axum on a small tokio
+//! runtime; an offer is answered on a blocking thread, as it waits on webrtcbin.
 
 use crate::session::{Refused, Sessions};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Router;
 use gstwhisperstt::model::cache;
-use std::io::Read;
 use std::sync::Arc;
-use tiny_http::{Header, Method, Request, Response, Server};
 
 /// An offer larger than this is refused (a browser's is a few kB).
 const MAX_OFFER: usize = 64 * 1024;
 const PAGE: &str = include_str!("page.html");
 
 pub fn serve(addr: &str, sessions: Arc<Sessions>) -> Result<(), String> {
-    let server = Server::http(addr).map_err(|e| format!("{addr}: {e}"))?;
-    eprintln!("voice_server: listening on http://{addr}/");
-    for request in server.incoming_requests() {
-        let sessions = Arc::clone(&sessions);
-        std::thread::spawn(move || route(request, &sessions));
-    }
-    Ok(())
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("voice-http")
+        .enable_io()
+        .build()
+        .map_err(|e| format!("the HTTP runtime: {e}"))?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        eprintln!("voice_server: listening on http://{addr}/");
+        axum::serve(listener, routes(sessions))
+            .await
+            .map_err(|e| format!("{addr}: {e}"))
+    })
 }
 
-type Reply = Response<std::io::Cursor<Vec<u8>>>;
+fn routes(sessions: Arc<Sessions>) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(|| async { text(200, PAGE, "text/html; charset=utf-8") }),
+        )
+        .route(
+            "/health",
+            get(|State(s): State<Arc<Sessions>>| async move { json(health(&s)) }),
+        )
+        .route(
+            "/stats",
+            get(|State(s): State<Arc<Sessions>>| async move { json(stats(&s)) }),
+        )
+        .route("/whip", post(offer))
+        .route("/sessions/{id}", delete(end))
+        .fallback(|| async { text(404, "not found\n", "text/plain") })
+        .with_state(sessions)
+}
 
-fn route(mut request: Request, sessions: &Arc<Sessions>) {
-    let path = request.url().split('?').next().unwrap_or("").to_string();
-    let reply = match (request.method(), path.as_str()) {
-        (Method::Get, "/") => text(200, PAGE, "text/html; charset=utf-8"),
-        (Method::Get, "/health") => json(200, health(sessions)),
-        (Method::Get, "/stats") => json(200, stats(sessions)),
-        (Method::Post, "/whip") => offer(&mut request, sessions),
-        (Method::Delete, p) if p.starts_with("/sessions/") => {
-            match p["/sessions/".len()..].parse::<u64>() {
-                Ok(id) if sessions.close(id, "the browser ended it") => text(204, "", "text/plain"),
-                _ => text(404, "no such session\n", "text/plain"),
-            }
-        }
-        _ => text(404, "not found\n", "text/plain"),
-    };
-    let _ = request.respond(reply);
+/// `DELETE /sessions/ID`: the browser ends its session.
+async fn end(State(sessions): State<Arc<Sessions>>, Path(id): Path<String>) -> Response {
+    match id.parse::<u64>() {
+        Ok(id) if sessions.close(id, "the browser ended it") => text(204, "", "text/plain"),
+        _ => text(404, "no such session\n", "text/plain"),
+    }
 }
 
 /// `POST /whip`: the SDP offer in, the answer out (201), or why not.
-fn offer(request: &mut Request, sessions: &Arc<Sessions>) -> Reply {
-    let mut body = Vec::new();
-    let read = request
-        .as_reader()
-        .take(MAX_OFFER as u64 + 1)
-        .read_to_end(&mut body);
-    if read.is_err() || body.len() > MAX_OFFER {
-        return text(
-            413,
-            &format!("the offer is over {MAX_OFFER} bytes\n"),
-            "text/plain",
-        );
-    }
-    let Ok(offer) = String::from_utf8(body) else {
+async fn offer(State(sessions): State<Arc<Sessions>>, body: Body) -> Response {
+    let Ok(body) = axum::body::to_bytes(body, MAX_OFFER).await else {
+        let why = format!("the offer is over {MAX_OFFER} bytes\n");
+        return text(413, &why, "text/plain");
+    };
+    let Ok(offer) = String::from_utf8(body.to_vec()) else {
         return text(400, "the offer is not UTF-8 text\n", "text/plain");
     };
-    match sessions.open(&offer) {
-        Ok((session, answer)) => {
+    let opened = tokio::task::spawn_blocking(move || {
+        let opened = sessions.open(&offer);
+        if let Ok((session, _)) = &opened {
             eprintln!(
-                "voice_server: session {} answered; {} sessions; {}",
+                "voice_server: session {} answered in {} ms; {} sessions; {}",
                 session.id,
+                session.answer_ms(),
                 sessions.count(),
                 model_line()
             );
-            text(201, &answer, "application/sdp")
-                .with_header(header("Location", &format!("/sessions/{}", session.id)))
         }
-        Err(Refused::Full(max)) => text(
-            503,
-            &format!("{max} sessions are running, the most this server takes (--max-sessions)\n"),
+        opened
+    })
+    .await;
+    match opened {
+        Ok(Ok((session, answer))) => {
+            let location = format!("/sessions/{}", session.id);
+            with_header(text(201, &answer, "application/sdp"), "location", &location)
+        }
+        Ok(Err(Refused::Full(max))) => with_header(
+            text(
+                503,
+                &format!(
+                    "{max} sessions are running, the most this server takes (--max-sessions)\n"
+                ),
+                "text/plain",
+            ),
+            "retry-after",
+            "5",
+        ),
+        Ok(Err(Refused::BadOffer(why))) => text(400, &format!("{why}\n"), "text/plain"),
+        Ok(Err(Refused::Failed(why))) => text(500, &format!("{why}\n"), "text/plain"),
+        Err(e) => text(
+            500,
+            &format!("the session could not open: {e}\n"),
             "text/plain",
-        )
-        .with_header(header("Retry-After", "5")),
-        Err(Refused::BadOffer(why)) => text(400, &format!("{why}\n"), "text/plain"),
-        Err(Refused::Failed(why)) => text(500, &format!("{why}\n"), "text/plain"),
+        ),
     }
 }
 
@@ -133,16 +164,22 @@ fn stats(sessions: &Sessions) -> serde_json::Value {
     })
 }
 
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("a valid header")
+fn text(status: u16, body: &str, content_type: &'static str) -> Response {
+    let status = StatusCode::from_u16(status).expect("a valid status");
+    (
+        status,
+        [(header::CONTENT_TYPE, content_type)],
+        body.to_string(),
+    )
+        .into_response()
 }
 
-fn text(status: u16, body: &str, content_type: &str) -> Reply {
-    Response::from_string(body)
-        .with_status_code(status)
-        .with_header(header("Content-Type", content_type))
+fn with_header(mut response: Response, name: &'static str, value: &str) -> Response {
+    let value = HeaderValue::from_str(value).expect("a valid header value");
+    response.headers_mut().insert(name, value);
+    response
 }
 
-fn json(status: u16, value: serde_json::Value) -> Reply {
-    text(status, &format!("{value}\n"), "application/json")
+fn json(value: serde_json::Value) -> Response {
+    text(200, &format!("{value}\n"), "application/json")
 }

@@ -360,6 +360,7 @@ pub mod degrade;
 pub mod load;
 pub mod pipeline;
 pub mod report;
+pub mod voice;
 
 /// The 2-minute recording of 16 LJ Speech sentences joined with 0.4 s gaps, its transcript,
 /// and where each sentence ends (from the clips' durations in the corpus manifest).
