@@ -8,11 +8,17 @@
 # encode, one core); `scripts/bench.sh noise [--quick]`: speech in noise, quiet and
 # reverberant, and noise alone, with and without each system's voice detector;
 # `scripts/bench.sh languages`: the multilingual corpus on Whisper base (language=auto);
-# `scripts/bench.sh detector`: the built-in voice detector's own CPU cost.
+# `scripts/bench.sh detector`: the built-in voice detector's own CPU cost;
+# `scripts/bench.sh voice`: examples/voice_server with 1, 4, 8 and 10 Chromium pages at once
+# (pocketsphinx-testdata speech; it does not need ../shared).
 # WHISPERSTT_BENCH_PROPS adds whisperstt element properties (to try settings side by side).
 set -eu
 cd "$(dirname "$0")/.."
 scripts/setup.sh >&2
+if [ "${1:-}" = voice ]; then
+    cargo build --release --example bench --example voice_server >&2
+    exec target/release/examples/bench voice
+fi
 if [ ! -f ../shared/corpus/manifest.tsv ]; then
     echo "bench: ../shared/corpus is missing (the benchmark's speech corpus)" >&2
     exit 1

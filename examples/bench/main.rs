@@ -9,7 +9,8 @@
 //! `bench files [SYSTEM...]` only the file-mode table (e.g. `bench files whisperstt`);
 //! `bench load [--quick]` file mode and 1, 4, 8 live streams beside competing load;
 //! `bench noise [--quick]` speech in noise, quiet and reverberant, and noise alone (noise.rs);
-//! `bench languages` the multilingual corpus on Whisper base (languages.rs).
+//! `bench languages` the multilingual corpus on Whisper base (languages.rs);
+//! `bench voice` the browser voice service with 1, 4, 8 and 10 Chromium pages (voice.rs).
 //! `WHISPERSTT_BENCH_PROPS` adds element properties to whisperstt's pipelines, to try them.
 
 #[path = "../../tests/common/mod.rs"]
@@ -17,6 +18,7 @@ mod common;
 mod detector;
 mod languages;
 mod noise;
+mod voice;
 
 use common::load::Neighbours;
 use gst::prelude::*;
@@ -67,6 +69,10 @@ fn main() {
         }
         Some("detector") => {
             detector::table();
+            return;
+        }
+        Some("voice") => {
+            voice::table();
             return;
         }
         _ => {
@@ -473,7 +479,7 @@ fn this_binary(args: &[&str]) -> Command {
     cmd
 }
 
-fn percentile(values: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile(values: &[f64], q: f64) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }

@@ -2,11 +2,18 @@
 //! process on a free port, plain HTTP to it, and Chromium pages (tests/browser/voice.mjs)
 //! whose fake microphone plays a recording. tests/voice_server.rs and `bench voice` share it.
 
+use gst::prelude::*;
+use gst_webrtc::{WebRTCDataChannel, WebRTCSDPType};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+#[path = "../../examples/voice_server/sdp.rs"]
+mod sdp;
 
 /// The example, started on a free port; killed when dropped.
 pub struct Server {
@@ -140,6 +147,111 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A browser: speech from a live source, Opus over WebRTC, transcripts from the data channel.
+pub struct Peer {
+    pub pipeline: gst::Pipeline,
+    pub messages: Arc<Mutex<Vec<serde_json::Value>>>,
+    pub location: String,
+}
+
+impl Peer {
+    /// Offers to `server`; returns the peer and the server's HTTP status (201 when answered).
+    pub fn connect(server: &Server) -> (Peer, u16, String) {
+        super::pipeline::init();
+        let pipeline = gst::parse::launch(
+            "appsrc name=src is-live=true format=time do-timestamp=true \
+               caps=audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved \
+             ! audioconvert ! audioresample ! opusenc ! rtpopuspay pt=111 \
+             ! webrtcbin name=webrtc bundle-policy=max-bundle",
+        )
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let webrtc = pipeline.by_name("webrtc").unwrap();
+        // The offer is made before any audio flows: the codec comes from here, as a browser's
+        // comes from its capabilities.
+        let transceiver =
+            webrtc.emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>("get-transceiver", &[&0i32]);
+        let opus = gst::Caps::from_str(
+            "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000",
+        )
+        .unwrap();
+        transceiver.set_property("codec-preferences", &opus);
+        transceiver.set_property(
+            "direction",
+            gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly,
+        );
+        let channel = webrtc.emit_by_name::<WebRTCDataChannel>(
+            "create-data-channel",
+            &[&"transcripts", &None::<gst::Structure>],
+        );
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let m = Arc::clone(&messages);
+        channel.connect_on_message_string(move |_, text| {
+            if let Some(v) = text.and_then(|t| serde_json::from_str(t).ok()) {
+                m.lock().unwrap().push(v);
+            }
+        });
+        let offer =
+            sdp::local_description(&webrtc, "create-offer", Duration::from_secs(5)).unwrap();
+        let (status, location, body) = server.request("POST", "/whip", &offer).unwrap();
+        if status == 201 {
+            let sdp = gst_sdp::SDPMessage::parse_buffer(body.as_bytes()).unwrap();
+            let answer = gst_webrtc::WebRTCSessionDescription::new(WebRTCSDPType::Answer, sdp);
+            webrtc.emit_by_name::<()>("set-remote-description", &[&answer, &None::<gst::Promise>]);
+        }
+        (
+            Peer {
+                pipeline,
+                messages,
+                location,
+            },
+            status,
+            body,
+        )
+    }
+
+    /// Plays `samples` in real time, then a second of silence.
+    pub fn speak(&self, samples: &[f32]) {
+        let src = self
+            .pipeline
+            .by_name("src")
+            .unwrap()
+            .downcast::<gst_app::AppSrc>()
+            .unwrap();
+        let started = Instant::now();
+        let silence = vec![0.0f32; 16_000];
+        for (i, chunk) in samples.chunks(1600).chain(silence.chunks(1600)).enumerate() {
+            if let Some(wait) = Duration::from_millis(100 * i as u64).checked_sub(started.elapsed())
+            {
+                std::thread::sleep(wait);
+            }
+            let bytes: Vec<u8> = chunk.iter().flat_map(|s| s.to_le_bytes()).collect();
+            let _ = src.push_buffer(gst::Buffer::from_slice(bytes));
+        }
+    }
+
+    /// The transcripts so far, once `finals` finals came or `limit` passed.
+    pub fn wait_for(&self, finals: usize, limit: Duration) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let got = self.messages.lock().unwrap().clone();
+            let n = got.iter().filter(|m| m["is-final"] == true).count();
+            if n >= finals || Instant::now() >= deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
     }
 }
 
