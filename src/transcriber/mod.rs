@@ -646,7 +646,8 @@ impl Transcriber {
 
     /// With the voice detector on: whether the utterance is speech enough to be worth an
     /// inference (clicks, steady noise, babble, machinery and held tones are not). A
-    /// `partial` needs `EVIDENCE_SAMPLES` to judge by; a final takes what there is.
+    /// `partial` needs `EVIDENCE_SAMPLES` to judge by, or all the stream has heard; a final
+    /// takes what there is.
     fn worth_decoding(&self, partial: bool) -> Result<(), NotSpeech> {
         if self.vad.is_none() {
             return Ok(());
@@ -656,7 +657,11 @@ impl Transcriber {
             return Err(NotSpeech::TooShort);
         }
         let short_by = EVIDENCE_SAMPLES.saturating_sub(u.len());
-        if partial && short_by > u.before.len() {
+        // A stream that has not yet heard 2 s (a caller speaking as soon as connected) is
+        // judged on all it has, as a final is: its first partial then comes a second into the
+        // speech, as later ones do, not two.
+        let heard_all_since_start = u.start == u.before.len() as u64;
+        if partial && short_by > u.before.len() && !heard_all_since_start {
             return Err(NotSpeech::TooShort);
         }
         if short_by == 0 || u.before.is_empty() {
