@@ -10,15 +10,21 @@
 # `scripts/bench.sh languages`: the multilingual corpus on Whisper base (language=auto);
 # `scripts/bench.sh detector`: the built-in voice detector's own CPU cost;
 # `scripts/bench.sh voice`: examples/voice_server with 1, 4, 8 and 10 Chromium pages at once
-# (pocketsphinx-testdata speech; it does not need ../shared).
+# (pocketsphinx-testdata speech; it does not need ../shared);
+# `scripts/bench.sh live-accuracy`: live finals against file mode, recording by recording
+# (pocketsphinx-testdata, and with ../shared the corpus and the long reading).
 # WHISPERSTT_BENCH_PROPS adds whisperstt element properties (to try settings side by side).
 set -eu
 cd "$(dirname "$0")/.."
 scripts/setup.sh >&2
-if [ "${1:-}" = voice ]; then
+case "${1:-}" in
+voice)
     cargo build --release --example bench --example voice_server >&2
-    exec target/release/examples/bench voice
-fi
+    exec target/release/examples/bench voice ;;
+live-accuracy)
+    cargo build --release --example bench >&2
+    exec target/release/examples/bench live-accuracy ;;
+esac
 if [ ! -f ../shared/corpus/manifest.tsv ]; then
     echo "bench: ../shared/corpus is missing (the benchmark's speech corpus)" >&2
     exit 1

@@ -10,13 +10,15 @@
 //! `bench load [--quick]` file mode and 1, 4, 8 live streams beside competing load;
 //! `bench noise [--quick]` speech in noise, quiet and reverberant, and noise alone (noise.rs);
 //! `bench languages` the multilingual corpus on Whisper base (languages.rs);
-//! `bench voice` the browser voice service with 1, 4, 8 and 10 Chromium pages (voice.rs).
+//! `bench live-accuracy` live finals against file mode, recording by recording
+//! (live_accuracy.rs); `bench voice` the browser voice service with 1, 4, 8 and 10 Chromium pages (voice.rs).
 //! `WHISPERSTT_BENCH_PROPS` adds element properties to whisperstt's pipelines, to try them.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
 mod detector;
 mod languages;
+mod live_accuracy;
 mod noise;
 mod voice;
 
@@ -69,6 +71,10 @@ fn main() {
         }
         Some("detector") => {
             detector::table();
+            return;
+        }
+        Some("live-accuracy") => {
+            live_accuracy::table();
             return;
         }
         Some("voice") => {

@@ -1,0 +1,283 @@
+//! `bench live-accuracy`: where live decoding loses words against file mode (issue 30). Each
+//! recording goes through the engine as a file and as a live stream (fed as fast as it
+//! decodes, so every partial runs), on one loaded model, in each live variant side by side.
+//! Prints per set of recordings: words, file WER, each variant's live WER, finals and seconds
+//! decoded per second of audio; writes every final, file and live, to
+//! target/bench/live-accuracy/ for reading side by side.
+//!
+//! The sets: pocketsphinx-testdata's recordings one by one and its five LibriVox sentences one
+//! after another 0.5 s apart (a reader's pause between sentences, over live's 400 ms and under
+//! file mode's 2 s), and with ../shared the 32-clip corpus and the 5.8-minute LJ Speech reading.
+//! A hesitant speaker pauses inside sentences too: the recordings with commas are measured
+//! again with 0.6 s of silence at each comma (placed by file mode's word timings).
+
+use crate::common;
+use gstwhisperstt::model::cache::ModelCache;
+use gstwhisperstt::model::{ContextOptions, Device, ModelKey};
+use gstwhisperstt::scheduler::DecodeSlot;
+use gstwhisperstt::transcriber::{DecodeOptions, StreamOptions, Transcriber};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Silence put at each comma of a recording: a hesitant speaker's pause, over live's 400 ms.
+const COMMA_PAUSE: usize = 9_600;
+
+/// Recordings measured together, with what was said in each.
+struct Set {
+    name: String,
+    recordings: Vec<(Vec<f32>, String)>,
+}
+
+/// One way of hearing the recordings.
+struct Variant {
+    name: &'static str,
+    live: bool,
+    adjust: fn(&mut StreamOptions, &mut DecodeOptions),
+}
+
+const VARIANTS: [Variant; 3] = [
+    Variant {
+        name: "file",
+        live: false,
+        adjust: |_, _| {},
+    },
+    Variant {
+        name: "live",
+        live: true,
+        adjust: |_, _| {},
+    },
+    Variant {
+        name: "live, carry-context",
+        live: true,
+        adjust: |_, d| d.carry_context = true,
+    },
+];
+
+/// What one variant made of one set.
+struct Heard {
+    errors: usize,
+    words: usize,
+    finals: usize,
+    decoded_s: f64,
+    audio_s: f64,
+    texts: Vec<Vec<String>>,
+}
+
+pub fn table() {
+    let cache = ModelCache::new();
+    let key = ModelKey::new(
+        &common::model_path(),
+        Device::Cpu,
+        ContextOptions::default(),
+    )
+    .unwrap();
+    // Held for the run: every transcriber below shares this load.
+    let _model = cache.acquire(&key, None).unwrap();
+    let dir = crate::bench_dir().join("live-accuracy");
+    std::fs::create_dir_all(&dir).unwrap();
+    println!("## Live against file mode (tiny.en, greedy, {} threads, the engine fed as fast as it decodes)\n", crate::threads());
+    let names: Vec<&str> = VARIANTS.iter().map(|v| v.name).collect();
+    println!(
+        "| recordings | audio s | words | {} WER | finals ({}) | decoded s per audio s ({}) |",
+        names.join(" WER | "),
+        names.join(" / "),
+        names.join(" / ")
+    );
+    println!("|---|---|---|{}---|---|", "---|".repeat(VARIANTS.len()));
+    for set in sets(&cache, &key) {
+        eprintln!("live-accuracy: {}", set.name);
+        let heard: Vec<Heard> = VARIANTS
+            .iter()
+            .map(|v| hear(&cache, &key, &set, v))
+            .collect();
+        print_row(&set, &heard);
+        write_texts(&dir, &set, &heard);
+    }
+    println!("\nEach final, file and live: {}", dir.display());
+}
+
+fn sets(cache: &ModelCache, key: &ModelKey) -> Vec<Set> {
+    let word_timer = || {
+        let decode = DecodeOptions {
+            threads: crate::threads(),
+            word_timestamps: true,
+            ..DecodeOptions::default()
+        };
+        let model = cache.acquire(key, None).unwrap();
+        let slot = DecodeSlot::for_device(Device::Cpu);
+        Transcriber::new(model, &decode, StreamOptions::default(), slot).unwrap()
+    };
+    let clips = common::pocketsphinx_clips();
+    let load = |clips: &[(PathBuf, String)]| -> Vec<(Vec<f32>, String)> {
+        clips
+            .iter()
+            .map(|(p, t)| (common::read_audio(p), t.clone()))
+            .collect()
+    };
+    let mut sets = vec![Set {
+        name: format!("pocketsphinx-testdata, {} recordings", clips.len()),
+        recordings: load(&clips),
+    }];
+    let librivox: Vec<_> = clips
+        .iter()
+        .filter(|(p, _)| p.to_string_lossy().contains("librivox"))
+        .cloned()
+        .collect();
+    sets.push(Set {
+        name: format!("{} LibriVox sentences, 0.5 s apart", librivox.len()),
+        recordings: vec![joined(&load(&librivox), 8_000)],
+    });
+    let paused = with_pauses_at_commas(&word_timer, &load(&clips));
+    if !paused.is_empty() {
+        sets.push(Set {
+            name: format!(
+                "pocketsphinx-testdata, {} with commas, 0.6 s pauses at them",
+                paused.len()
+            ),
+            recordings: paused,
+        });
+    }
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/manifest.tsv");
+    if shared.is_file() {
+        let corpus = common::corpus_clips(&common::shared_corpus());
+        sets.push(Set {
+            name: format!("shared corpus, {} clips", corpus.len()),
+            recordings: load(&corpus),
+        });
+        let paused = with_pauses_at_commas(&word_timer, &load(&corpus));
+        sets.push(Set {
+            name: format!(
+                "shared corpus, {} clips with commas, 0.6 s pauses at them",
+                paused.len()
+            ),
+            recordings: paused,
+        });
+        let (long, text, _) = common::long_recording();
+        sets.push(Set {
+            name: "LJ Speech reading, 5.8 min".into(),
+            recordings: vec![(common::read_audio(&long), text)],
+        });
+    } else {
+        eprintln!("live-accuracy: ../shared/corpus is missing: only pocketsphinx-testdata");
+    }
+    sets
+}
+
+/// The recordings that have commas, with `COMMA_PAUSE` of silence at each: between the
+/// comma's word and the next, as file mode's word timings place them.
+fn with_pauses_at_commas(
+    transcriber: &dyn Fn() -> Transcriber,
+    recordings: &[(Vec<f32>, String)],
+) -> Vec<(Vec<f32>, String)> {
+    let mut paused = Vec::new();
+    for (audio, reference) in recordings.iter().filter(|(_, r)| r.contains(',')) {
+        let mut t = transcriber();
+        let words: Vec<_> = common::feed(&mut t, audio)
+            .into_iter()
+            .flat_map(|r| r.words)
+            .collect();
+        let cuts: Vec<usize> = words
+            .windows(2)
+            .filter(|w| w[0].text.trim_end().ends_with(','))
+            .map(|w| ((w[0].end + w[1].start).as_secs_f64() / 2.0 * 16_000.0) as usize)
+            .filter(|&at| at < audio.len())
+            .collect();
+        if cuts.is_empty() {
+            continue;
+        }
+        let mut out = Vec::with_capacity(audio.len() + cuts.len() * COMMA_PAUSE);
+        let mut from = 0;
+        for at in cuts {
+            out.extend_from_slice(&audio[from..at]);
+            out.extend(std::iter::repeat_n(0.0, COMMA_PAUSE));
+            from = at;
+        }
+        out.extend_from_slice(&audio[from..]);
+        paused.push((out, reference.clone()));
+    }
+    paused
+}
+
+/// The recordings one after another, `gap` samples of silence between, as one.
+fn joined(recordings: &[(Vec<f32>, String)], gap: usize) -> (Vec<f32>, String) {
+    let mut audio = Vec::new();
+    let mut text = Vec::new();
+    for (a, t) in recordings {
+        audio.extend_from_slice(a);
+        audio.extend(std::iter::repeat_n(0.0, gap));
+        text.push(t.as_str());
+    }
+    (audio, text.join(" "))
+}
+
+fn hear(cache: &ModelCache, key: &ModelKey, set: &Set, variant: &Variant) -> Heard {
+    let mut heard = Heard {
+        errors: 0,
+        words: 0,
+        finals: 0,
+        decoded_s: 0.0,
+        audio_s: 0.0,
+        texts: Vec::new(),
+    };
+    for (audio, reference) in &set.recordings {
+        let mut stream = StreamOptions {
+            live: variant.live,
+            ..StreamOptions::default()
+        };
+        let mut decode = DecodeOptions {
+            threads: crate::threads(),
+            ..DecodeOptions::default()
+        };
+        (variant.adjust)(&mut stream, &mut decode);
+        let slot = DecodeSlot::for_device(Device::Cpu);
+        let model = cache.acquire(key, None).unwrap();
+        let mut t = Transcriber::new(model, &decode, stream, slot).unwrap();
+        let finals: Vec<String> = common::feed(&mut t, audio)
+            .into_iter()
+            .filter(|r| r.is_final)
+            .map(|r| r.text)
+            .collect();
+        let (errors, words) = common::word_errors(reference, &finals.join(" "));
+        heard.errors += errors;
+        heard.words += words;
+        heard.finals += finals.len();
+        heard.decoded_s += t.decoded_audio().as_secs_f64();
+        heard.audio_s += audio.len() as f64 / 16_000.0;
+        heard.texts.push(finals);
+    }
+    heard
+}
+
+fn print_row(set: &Set, heard: &[Heard]) {
+    let wer = |h: &Heard| format!("{:.4}", h.errors as f64 / h.words.max(1) as f64);
+    let join = |f: &dyn Fn(&Heard) -> String| heard.iter().map(f).collect::<Vec<_>>().join(" / ");
+    println!(
+        "| {} | {:.0} | {} | {} | {} | {} |",
+        set.name,
+        heard[0].audio_s,
+        heard[0].words,
+        heard.iter().map(wer).collect::<Vec<_>>().join(" | "),
+        join(&|h| h.finals.to_string()),
+        join(&|h| format!("{:.2}", h.decoded_s / h.audio_s)),
+    );
+}
+
+/// Every recording's reference and each variant's finals, one per line.
+fn write_texts(dir: &Path, set: &Set, heard: &[Heard]) {
+    let mut out = String::new();
+    for (i, (_, reference)) in set.recordings.iter().enumerate() {
+        writeln!(out, "## {i}\nreference: {reference}").unwrap();
+        for (variant, h) in VARIANTS.iter().zip(heard) {
+            for text in &h.texts[i] {
+                writeln!(out, "{}: {text}", variant.name).unwrap();
+            }
+        }
+        out.push('\n');
+    }
+    let file: String = set
+        .name
+        .chars()
+        .map(|c| if c.is_alphanumeric() { c } else { '-' })
+        .collect();
+    std::fs::write(dir.join(format!("{file}.txt")), out).unwrap();
+}
