@@ -13,7 +13,7 @@
 
 use crate::common;
 use gstwhisperstt::model::cache::ModelCache;
-use gstwhisperstt::model::{ContextOptions, Device, ModelKey};
+use gstwhisperstt::model::{Device, ModelKey};
 use gstwhisperstt::scheduler::DecodeSlot;
 use gstwhisperstt::transcriber::{DecodeOptions, StreamOptions, Transcriber};
 use std::fmt::Write as _;
@@ -65,12 +65,7 @@ struct Heard {
 
 pub fn table() {
     let cache = ModelCache::new();
-    let key = ModelKey::new(
-        &common::model_path(),
-        Device::Cpu,
-        ContextOptions::default(),
-    )
-    .unwrap();
+    let key = common::model_key();
     // Held for the run: every transcriber below shares this load.
     let _model = cache.acquire(&key, None).unwrap();
     let dir = crate::bench_dir().join("live-accuracy");

@@ -8,7 +8,7 @@
 use crate::common::degrade::{self, Condition, Noise};
 use crate::common::{self};
 use gstwhisperstt::model::cache::{ModelCache, SileroHandle, WhisperHandle};
-use gstwhisperstt::model::{ContextOptions, Device, ModelKey};
+use gstwhisperstt::model::{Device, ModelKey};
 use gstwhisperstt::scheduler::DecodeSlot;
 use gstwhisperstt::transcriber::{DecodeOptions, StreamOptions, Transcriber};
 use gstwhisperstt::vad::VadConfig;
@@ -87,12 +87,7 @@ struct Whisperstt {
 impl Whisperstt {
     fn new() -> Self {
         let cache = ModelCache::new();
-        let key = ModelKey::new(
-            &common::model_path(),
-            Device::Cpu,
-            ContextOptions::default(),
-        )
-        .unwrap();
+        let key = common::model_key();
         let silero = common::shared_corpus().join("../models/ggml-silero-v6.2.0.bin");
         let silero = ModelKey::silero_vad(&silero).unwrap();
         Whisperstt {

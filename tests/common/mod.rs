@@ -453,6 +453,12 @@ pub fn transcriber_on(model: &Path, live: bool) -> gstwhisperstt::transcriber::T
     transcriber_with(model, options)
 }
 
+/// The cache key of the default model on the CPU, with default context options.
+pub fn model_key() -> gstwhisperstt::model::ModelKey {
+    use gstwhisperstt::model::{ContextOptions, Device, ModelKey};
+    ModelKey::new(&model_path(), Device::Cpu, ContextOptions::default()).unwrap()
+}
+
 /// A transcriber on `model` with `options`, with its own cache.
 pub fn transcriber_with(
     model: &Path,
