@@ -3,7 +3,7 @@
 
 mod common;
 
-use gstwhisperstt::transcriber::{PartialDecodes, Transcript};
+use gstwhisperstt::transcriber::{DecodeOptions, PartialDecodes, Transcript};
 use std::time::Duration;
 
 use common::{feed, transcriber};
@@ -208,9 +208,16 @@ fn shared_live_partials_precede_finals_and_finals_match_file_mode() {
     // which tests/realtime.rs makes on the whole recording.
     assert!(live_wer <= 0.08, "live {live_wer:.4} (file {file_wer:.4})");
     // Each sentence ending is heard: roughly one final per sentence (a long one may be cut).
+    // LJ Speech's clips are phrases; 4 of these 6 end at a comma, where the reader goes on
+    // after a pause the phrase hold bridges.
+    let sentence_ends = reference
+        .split_whitespace()
+        .filter(|w| w.ends_with(['.', '?', '!']))
+        .count();
+    let spoken = sentence_ends + usize::from(!reference.ends_with(['.', '?', '!']));
     assert!(
-        (sentences..=2 * sentences).contains(&finals.len()),
-        "{} finals for {sentences} sentences",
+        (spoken..=2 * sentences).contains(&finals.len()),
+        "{} finals for {spoken} sentences in {sentences} clips",
         finals.len()
     );
 
@@ -375,4 +382,86 @@ fn a_partial_past_its_share_of_the_latency_gives_way_and_finals_stay() {
     );
     let wer = common::wer(&reference, &finals.join(" "));
     assert!(wer <= 0.15, "WER {wer:.3}: {finals:?}");
+}
+
+/// Live and file-mode WER of `recordings` with 0.6 s of room tone after each word `after`
+/// picks in file mode's transcript (a speaker pausing inside sentences, over live's 400 ms):
+/// (file, live, finals live, recordings).
+fn paused_wer(
+    recordings: &[(Vec<f32>, String)],
+    after: fn(&str) -> bool,
+) -> (f64, f64, usize, usize) {
+    let word_timer = || {
+        let mut t = transcriber(false);
+        let options = DecodeOptions {
+            word_timestamps: true,
+            ..t.decode_options().clone()
+        };
+        t.set_decode_options(&options).unwrap();
+        t
+    };
+    let paused = common::paused_inside_sentences(&word_timer, recordings, 9_600, after);
+    let mut finals_live = 0;
+    let mut wer_of = |live: bool| {
+        let (mut errors, mut words) = (0, 0);
+        for (audio, reference) in &paused {
+            let finals: Vec<String> = feed(&mut transcriber(live), audio)
+                .into_iter()
+                .filter(|r| r.is_final)
+                .map(|r| r.text)
+                .collect();
+            if live {
+                finals_live += finals.len();
+            }
+            let (e, w) = common::word_errors(reference, &finals.join(" "));
+            errors += e;
+            words += w;
+        }
+        errors as f64 / words.max(1) as f64
+    };
+    let (file, live) = (wer_of(false), wer_of(true));
+    println!(
+        "{} recordings paused: file WER {file:.4}, live {live:.4} in {finals_live} finals",
+        paused.len()
+    );
+    (file, live, finals_live, paused.len())
+}
+
+/// Issue 30: pauses at commas cost live finals no more than 0.02 WER against file mode, on
+/// the two pocketsphinx-testdata recordings whose transcript has commas (a fresh clone's
+/// check: live and file mode are equal there with the phrase hold and without it, 0.1071;
+/// the shared corpus's test below is the one that fails without the hold).
+#[test]
+fn live_finals_with_pauses_inside_sentences_are_within_0_02_of_file_mode() {
+    let _alone = alone();
+    let recordings: Vec<(Vec<f32>, String)> = common::pocketsphinx_clips()
+        .into_iter()
+        .map(|(path, text)| (common::read_audio(&path), text))
+        .collect();
+    let (file, live, finals, paused) = paused_wer(&recordings, common::at_comma);
+    assert!(paused >= 2, "only {paused} recordings with commas");
+    assert!(
+        live <= file + 0.02,
+        "live WER {live:.4} against file mode's {file:.4} ({finals} finals for {paused} recordings)"
+    );
+}
+
+/// The same on the shared corpus's clips whose transcript has commas (12, about 90 s). A
+/// pause after words the last partial leaves open (a comma, "of the", a period Whisper was
+/// unsure of) does not end the utterance until `phrase_silence`, so the words after it are
+/// decoded with those before: measured live 0.1000 in 23 finals against file mode's 0.1100;
+/// without the hold 0.1350 in 31 finals.
+#[test]
+fn shared_live_finals_with_pauses_inside_sentences_are_within_0_02_of_file_mode() {
+    let _alone = alone();
+    let recordings: Vec<(Vec<f32>, String)> = common::corpus_clips(&common::shared_corpus())
+        .into_iter()
+        .map(|(path, text)| (common::read_audio(&path), text))
+        .collect();
+    let (file, live, finals, paused) = paused_wer(&recordings, common::at_comma);
+    assert!(paused >= 8, "only {paused} recordings with commas");
+    assert!(
+        live <= file + 0.02,
+        "live WER {live:.4} against file mode's {file:.4} ({finals} finals for {paused} recordings)"
+    );
 }

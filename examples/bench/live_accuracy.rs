@@ -12,20 +12,25 @@
 //! again with 0.6 s of silence at each comma (placed by file mode's word timings).
 
 use crate::common;
+use crate::common::degrade;
 use gstwhisperstt::model::cache::ModelCache;
 use gstwhisperstt::model::{Device, ModelKey};
 use gstwhisperstt::scheduler::DecodeSlot;
 use gstwhisperstt::transcriber::{DecodeOptions, StreamOptions, Transcriber};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-/// Silence put at each comma of a recording: a hesitant speaker's pause, over live's 400 ms.
+/// A pause put at each comma of a recording (its own room tone): a hesitant speaker's, over
+/// live's 400 ms.
 const COMMA_PAUSE: usize = 9_600;
 
 /// Recordings measured together, with what was said in each.
 struct Set {
     name: String,
     recordings: Vec<(Vec<f32>, String)>,
+    /// Pauses inside sentences: the recordings the real-time runs play.
+    short_pauses: bool,
 }
 
 /// One way of hearing the recordings.
@@ -35,11 +40,16 @@ struct Variant {
     adjust: fn(&mut StreamOptions, &mut DecodeOptions),
 }
 
-const VARIANTS: [Variant; 3] = [
+const VARIANTS: [Variant; 4] = [
     Variant {
         name: "file",
         live: false,
         adjust: |_, _| {},
+    },
+    Variant {
+        name: "live, no phrase hold",
+        live: true,
+        adjust: |s, _| s.phrase_silence = Duration::ZERO,
     },
     Variant {
         name: "live",
@@ -79,16 +89,84 @@ pub fn table() {
         names.join(" / ")
     );
     println!("|---|---|---|{}---|---|", "---|".repeat(VARIANTS.len()));
-    for set in sets(&cache, &key) {
+    let sets = sets(&cache, &key);
+    for set in &sets {
         eprintln!("live-accuracy: {}", set.name);
         let heard: Vec<Heard> = VARIANTS
             .iter()
-            .map(|v| hear(&cache, &key, &set, v))
+            .map(|v| hear(&cache, &key, set, v))
             .collect();
-        print_row(&set, &heard);
-        write_texts(&dir, &set, &heard);
+        print_row(set, &heard);
+        write_texts(&dir, set, &heard);
     }
     println!("\nEach final, file and live: {}", dir.display());
+    let short_pauses: Vec<(Vec<f32>, String)> = sets
+        .iter()
+        .filter(|s| s.short_pauses)
+        .flat_map(|s| s.recordings.iter().cloned())
+        .collect();
+    realtime_table(&short_pauses);
+}
+
+/// Real-time runs of the short-pause recordings: streams at once, a name, whispersink's
+/// properties.
+const REALTIME: [(usize, &str, &str); 4] = [
+    (1, "live, no phrase hold", "vad-phrase-silence=0"),
+    (1, "live", ""),
+    (8, "live, no phrase hold", "vad-phrase-silence=0"),
+    (8, "live", ""),
+];
+
+/// Seconds of room tone between recordings in a real-time run: every utterance ends.
+const REALTIME_GAP: usize = 2 * 16_000;
+
+/// The short-pause recordings played through `whispersink` in real time, one stream and
+/// eight at once (each starting at another recording), with and without the phrase hold.
+fn realtime_table(recordings: &[(Vec<f32>, String)]) {
+    println!(
+        "\n## The same in real time through whispersink: {} recordings with pauses inside sentences, {} s of room tone between\n",
+        recordings.len(),
+        REALTIME_GAP / 16_000
+    );
+    println!("| streams | variant | audio s per stream | WER | finals per stream | final latency p50 / p95 / max s | partial every (median s) | max lag s |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (n, name, props) in REALTIME {
+        eprintln!("live-accuracy: real time, {n} streams, {name}");
+        let streams: Vec<(Vec<f32>, String)> = (0..n)
+            .map(|i| {
+                let from = i * recordings.len() / n;
+                let rotated = [&recordings[from..], &recordings[..from]].concat();
+                joined(&rotated, REALTIME_GAP)
+            })
+            .collect();
+        let pipelines = crate::live_pipelines(n, props);
+        crate::start_live(&pipelines);
+        let audio = streams.iter().map(|(a, _)| a.clone()).collect();
+        let (logs, _) = crate::play_live(&pipelines, audio);
+        let (mut errors, mut words) = (0, 0);
+        for (log, (_, reference)) in logs.iter().zip(&streams) {
+            assert!(log.errors.is_empty(), "{name}: {:?}", log.errors);
+            let (e, w) = common::word_errors(reference, &log.final_texts.join(" "));
+            errors += e;
+            words += w;
+        }
+        let all = |f: fn(&crate::LiveLog) -> &Vec<f64>| -> Vec<f64> {
+            logs.iter().flat_map(|l| f(l).iter().copied()).collect()
+        };
+        let delays = all(|l| &l.final_delays);
+        let finals: usize = logs.iter().map(|l| l.final_texts.len()).sum();
+        println!(
+            "| {n} | {name} | {:.0} | {:.4} | {:.1} | {:.2} / {:.2} / {:.2} | {:.2} | {:.2} |",
+            streams[0].0.len() as f64 / 16_000.0,
+            errors as f64 / words.max(1) as f64,
+            finals as f64 / n as f64,
+            crate::percentile(&delays, 0.5),
+            crate::percentile(&delays, 0.95),
+            delays.iter().copied().fold(0.0, f64::max),
+            crate::percentile(&all(|l| &l.partial_gaps), 0.5),
+            logs.iter().map(|l| l.max_lag).fold(0.0, f64::max),
+        );
+    }
 }
 
 fn sets(cache: &ModelCache, key: &ModelKey) -> Vec<Set> {
@@ -112,6 +190,7 @@ fn sets(cache: &ModelCache, key: &ModelKey) -> Vec<Set> {
     let mut sets = vec![Set {
         name: format!("pocketsphinx-testdata, {} recordings", clips.len()),
         recordings: load(&clips),
+        short_pauses: false,
     }];
     let librivox: Vec<_> = clips
         .iter()
@@ -121,15 +200,22 @@ fn sets(cache: &ModelCache, key: &ModelKey) -> Vec<Set> {
     sets.push(Set {
         name: format!("{} LibriVox sentences, 0.5 s apart", librivox.len()),
         recordings: vec![joined(&load(&librivox), 8_000)],
+        short_pauses: true,
     });
-    let paused = with_pauses_at_commas(&word_timer, &load(&clips));
+    let paused = common::paused_inside_sentences(
+        &word_timer,
+        &load(&clips),
+        COMMA_PAUSE,
+        common::at_hesitation,
+    );
     if !paused.is_empty() {
         sets.push(Set {
             name: format!(
-                "pocketsphinx-testdata, {} with commas, 0.6 s pauses at them",
+                "pocketsphinx-testdata, {} with 0.6 s pauses at commas and after the/a/of/to/and",
                 paused.len()
             ),
             recordings: paused,
+            short_pauses: true,
         });
     }
     let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/manifest.tsv");
@@ -138,19 +224,27 @@ fn sets(cache: &ModelCache, key: &ModelKey) -> Vec<Set> {
         sets.push(Set {
             name: format!("shared corpus, {} clips", corpus.len()),
             recordings: load(&corpus),
+            short_pauses: false,
         });
-        let paused = with_pauses_at_commas(&word_timer, &load(&corpus));
+        let paused = common::paused_inside_sentences(
+            &word_timer,
+            &load(&corpus),
+            COMMA_PAUSE,
+            common::at_comma,
+        );
         sets.push(Set {
             name: format!(
-                "shared corpus, {} clips with commas, 0.6 s pauses at them",
+                "shared corpus, {} clips with 0.6 s pauses at their commas",
                 paused.len()
             ),
             recordings: paused,
+            short_pauses: true,
         });
         let (long, text, _) = common::long_recording();
         sets.push(Set {
             name: "LJ Speech reading, 5.8 min".into(),
             recordings: vec![(common::read_audio(&long), text)],
+            short_pauses: false,
         });
     } else {
         eprintln!("live-accuracy: ../shared/corpus is missing: only pocketsphinx-testdata");
@@ -158,48 +252,13 @@ fn sets(cache: &ModelCache, key: &ModelKey) -> Vec<Set> {
     sets
 }
 
-/// The recordings that have commas, with `COMMA_PAUSE` of silence at each: between the
-/// comma's word and the next, as file mode's word timings place them.
-fn with_pauses_at_commas(
-    transcriber: &dyn Fn() -> Transcriber,
-    recordings: &[(Vec<f32>, String)],
-) -> Vec<(Vec<f32>, String)> {
-    let mut paused = Vec::new();
-    for (audio, reference) in recordings.iter().filter(|(_, r)| r.contains(',')) {
-        let mut t = transcriber();
-        let words: Vec<_> = common::feed(&mut t, audio)
-            .into_iter()
-            .flat_map(|r| r.words)
-            .collect();
-        let cuts: Vec<usize> = words
-            .windows(2)
-            .filter(|w| w[0].text.trim_end().ends_with(','))
-            .map(|w| ((w[0].end + w[1].start).as_secs_f64() / 2.0 * 16_000.0) as usize)
-            .filter(|&at| at < audio.len())
-            .collect();
-        if cuts.is_empty() {
-            continue;
-        }
-        let mut out = Vec::with_capacity(audio.len() + cuts.len() * COMMA_PAUSE);
-        let mut from = 0;
-        for at in cuts {
-            out.extend_from_slice(&audio[from..at]);
-            out.extend(std::iter::repeat_n(0.0, COMMA_PAUSE));
-            from = at;
-        }
-        out.extend_from_slice(&audio[from..]);
-        paused.push((out, reference.clone()));
-    }
-    paused
-}
-
-/// The recordings one after another, `gap` samples of silence between, as one.
+/// The recordings one after another, `gap` samples of each one's room tone after it, as one.
 fn joined(recordings: &[(Vec<f32>, String)], gap: usize) -> (Vec<f32>, String) {
     let mut audio = Vec::new();
     let mut text = Vec::new();
-    for (a, t) in recordings {
+    for (i, (a, t)) in recordings.iter().enumerate() {
         audio.extend_from_slice(a);
-        audio.extend(std::iter::repeat_n(0.0, gap));
+        audio.extend(degrade::room_tone(a, gap, i as u64));
         text.push(t.as_str());
     }
     (audio, text.join(" "))

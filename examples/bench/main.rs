@@ -186,12 +186,14 @@ fn file_mode_whisper_rs(files: &[String]) -> Value {
 
 /// What one live pipeline's bus said, with when it said it (pipeline running time).
 #[derive(Default)]
-struct LiveLog {
+pub(crate) struct LiveLog {
     /// Final latency: arrival minus the running time its utterance ended.
-    final_delays: Vec<f64>,
+    pub final_delays: Vec<f64>,
+    /// Each final's text, in order.
+    pub final_texts: Vec<String>,
     /// Seconds between consecutive partials of one utterance.
-    partial_gaps: Vec<f64>,
-    max_lag: f64,
+    pub partial_gaps: Vec<f64>,
+    pub max_lag: f64,
     overload_warnings: usize,
     late_warnings: usize,
     errors: Vec<String>,
@@ -203,23 +205,59 @@ fn live(n: usize, shared: bool, seconds: f64) -> Value {
     common::pipeline::init();
     gstwhisperstt::model::cache::global().set_sharing(shared);
     let (long, _, _) = common::long_recording();
-    let speech = Arc::new(common::read_audio(&long));
+    let speech = common::read_audio(&long);
     let baseline_rss = current_rss();
+    let pipelines = live_pipelines(n, &extra_props());
+    let (ready, loads) = start_live(&pipelines);
+    let samples = (seconds * 16_000.0) as usize;
+    // Each stream starts somewhere else in the recording: different words.
+    let streams = (0..n)
+        .map(|i| {
+            let offset = (i * 7 * 16_000) % speech.len();
+            (0..samples)
+                .map(|j| speech[(offset + j) % speech.len()])
+                .collect()
+        })
+        .collect();
+    let (logs, peak) = play_live(&pipelines, streams);
+    let stats = gstwhisperstt::model::cache::global().stats();
+    let all = |f: fn(&LiveLog) -> &Vec<f64>| -> Vec<f64> {
+        logs.iter().flat_map(|l| f(l).iter().copied()).collect()
+    };
+    json!({
+        "n": n, "shared": shared, "seconds": seconds,
+        "final_delays": all(|l| &l.final_delays),
+        "partial_gaps": all(|l| &l.partial_gaps),
+        "max_lag": logs.iter().map(|l| l.max_lag).fold(0.0, f64::max),
+        "overload_warnings": logs.iter().map(|l| l.overload_warnings).sum::<usize>(),
+        "late_warnings": logs.iter().map(|l| l.late_warnings).sum::<usize>(),
+        "errors": logs.iter().flat_map(|l| l.errors.clone()).collect::<Vec<_>>(),
+        "rss_baseline": baseline_rss, "rss_peak": peak,
+        "loads": loads, "cache_loads": stats.loads,
+        "ready": ready,
+    })
+}
+
+/// `n` pipelines of a live `appsrc` (F32 at 16 kHz, mono) into `whispersink props`.
+pub(crate) fn live_pipelines(n: usize, props: &str) -> Vec<gst::Pipeline> {
     let caps = "audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved";
-    let pipelines: Vec<gst::Pipeline> = (0..n)
+    (0..n)
         .map(|i| {
             common::pipeline::launch(&format!(
                 "appsrc name=src is-live=true format=time do-timestamp=true caps={caps} ! \
-                 whispersink name=stt{i} threads={} {}",
+                 whispersink name=stt{i} threads={} {props}",
                 threads(),
-                extra_props()
             ))
         })
-        .collect();
-    // One after another, so each start's time to ready is its own.
+        .collect()
+}
+
+/// Starts each pipeline and waits for its model, one after another so that each start's
+/// time to ready is its own. Returns those times and how many starts loaded a model.
+pub(crate) fn start_live(pipelines: &[gst::Pipeline]) -> (Vec<f64>, usize) {
     let mut ready = Vec::new();
     let mut loads = 0;
-    for p in &pipelines {
+    for p in pipelines {
         let bus = p.bus().unwrap();
         let started = Instant::now();
         p.set_state(gst::State::Playing).unwrap();
@@ -236,7 +274,16 @@ fn live(n: usize, shared: bool, seconds: f64) -> Value {
         }
         ready.push(started.elapsed().as_secs_f64());
     }
-    let logs: Vec<Arc<Mutex<LiveLog>>> = (0..n).map(|_| Arc::default()).collect();
+    (ready, loads)
+}
+
+/// Plays each stream's audio into its started pipeline's `src` in real time, 100 ms at a
+/// time, then ends it and stops the pipeline. Returns what each bus said, and the peak RSS.
+pub(crate) fn play_live(
+    pipelines: &[gst::Pipeline],
+    streams: Vec<Vec<f32>>,
+) -> (Vec<LiveLog>, u64) {
+    let logs: Vec<Arc<Mutex<LiveLog>>> = pipelines.iter().map(|_| Arc::default()).collect();
     let watchers: Vec<_> = pipelines
         .iter()
         .zip(&logs)
@@ -246,26 +293,19 @@ fn live(n: usize, shared: bool, seconds: f64) -> Value {
         })
         .collect();
     let started = Instant::now();
-    let samples = (seconds * 16_000.0) as usize;
     let feeders: Vec<_> = pipelines
         .iter()
-        .enumerate()
-        .map(|(i, p)| {
+        .zip(streams)
+        .map(|(p, audio)| {
             let src: gst_app::AppSrc = p.by_name("src").unwrap().downcast().unwrap();
-            let speech = speech.clone();
-            // Each stream starts somewhere else in the recording: different words.
-            let offset = (i * 7 * 16_000) % speech.len();
             std::thread::spawn(move || {
-                for k in 0..samples.div_ceil(1600) {
+                for (k, chunk) in audio.chunks(1600).enumerate() {
                     let due = Duration::from_millis(100 * k as u64);
                     if let Some(wait) = due.checked_sub(started.elapsed()) {
                         std::thread::sleep(wait);
                     }
-                    let chunk: Vec<u8> = (0..1600)
-                        .map(|j| speech[(offset + k * 1600 + j) % speech.len()])
-                        .flat_map(f32::to_le_bytes)
-                        .collect();
-                    if src.push_buffer(gst::Buffer::from_slice(chunk)).is_err() {
+                    let bytes: Vec<u8> = chunk.iter().copied().flat_map(f32::to_le_bytes).collect();
+                    if src.push_buffer(gst::Buffer::from_slice(bytes)).is_err() {
                         return;
                     }
                 }
@@ -282,29 +322,14 @@ fn live(n: usize, shared: bool, seconds: f64) -> Value {
         w.join().unwrap();
         peak = peak.max(current_rss());
     }
-    let stats = gstwhisperstt::model::cache::global().stats();
-    for p in &pipelines {
+    for p in pipelines {
         p.set_state(gst::State::Null).unwrap();
     }
-    let logs: Vec<LiveLog> = logs
+    let logs = logs
         .into_iter()
         .map(|l| std::mem::take(&mut *l.lock().unwrap()))
         .collect();
-    let all = |f: fn(&LiveLog) -> &Vec<f64>| -> Vec<f64> {
-        logs.iter().flat_map(|l| f(l).iter().copied()).collect()
-    };
-    json!({
-        "n": n, "shared": shared, "seconds": seconds,
-        "final_delays": all(|l| &l.final_delays),
-        "partial_gaps": all(|l| &l.partial_gaps),
-        "max_lag": logs.iter().map(|l| l.max_lag).fold(0.0, f64::max),
-        "overload_warnings": logs.iter().map(|l| l.overload_warnings).sum::<usize>(),
-        "late_warnings": logs.iter().map(|l| l.late_warnings).sum::<usize>(),
-        "errors": logs.iter().flat_map(|l| l.errors.clone()).collect::<Vec<_>>(),
-        "rss_baseline": baseline_rss, "rss_peak": peak,
-        "loads": loads, "cache_loads": stats.loads,
-        "ready": ready,
-    })
+    (logs, peak)
 }
 
 fn current_rss() -> u64 {
@@ -343,6 +368,8 @@ fn watch(p: &gst::Pipeline, log: &Mutex<LiveLog>) {
                 let Some(now) = now else { continue };
                 let id = s.get::<u64>("utterance-id").unwrap();
                 if s.get::<bool>("is-final").unwrap() {
+                    log.final_texts
+                        .push(s.get::<String>("text").unwrap_or_default());
                     if let Ok(rt) = s.get::<gst::ClockTime>("running-time") {
                         let end = rt + s.get::<gst::ClockTime>("duration").unwrap();
                         log.final_delays.push(now.seconds_f64() - end.seconds_f64());

@@ -67,6 +67,7 @@ pub struct StartSettings {
     pub vad_model: String,
     pub vad_threshold: f64,
     pub vad_min_silence: Duration,
+    pub vad_phrase_silence: Duration,
     pub vad_padding: Duration,
     pub max_utterance: Duration,
     pub partial_interval: Duration,
@@ -142,6 +143,7 @@ impl Default for Settings {
                 vad_model: String::new(),
                 vad_threshold: vad.threshold as f64,
                 vad_min_silence: vad.min_silence,
+                vad_phrase_silence: stream.phrase_silence,
                 vad_padding: vad.padding,
                 max_utterance: stream.max_utterance,
                 partial_interval: stream.partial_interval,
@@ -605,6 +607,20 @@ fn table() -> Vec<Property> {
             |s, v| { s.vad_min_silence = millis(v); Ok(()) },
         ),
         Property::start(
+            |f| glib::ParamSpecUInt::builder("vad-phrase-silence")
+                .nick("Silence after an open phrase")
+                .blurb(
+                    "Live input: silence in ms that ends an utterance whose words so far leave \
+                     a phrase open (a comma, 'of the'); at most vad-min-silence: no wait",
+                )
+                .minimum(0)
+                .maximum(10_000)
+                .default_value(ms(start.vad_phrase_silence))
+                .flags(f).build(),
+            |s| ms_value(s.vad_phrase_silence),
+            |s, v| { s.vad_phrase_silence = millis(v); Ok(()) },
+        ),
+        Property::start(
             |f| glib::ParamSpecUInt::builder("vad-padding")
                 .nick("Speech padding")
                 .blurb("Audio in ms kept before and after the detected speech")
@@ -764,6 +780,7 @@ impl StartSettings {
             partial_interval: self.partial_interval,
             max_utterance: self.max_utterance,
             latency: self.latency,
+            phrase_silence: self.vad_phrase_silence,
         }
     }
 }

@@ -106,6 +106,7 @@ mod tests {
                 logprob_sum: mean_logprob * tokens as f32,
                 tokens,
                 no_speech_prob: 0.0,
+                last_p: 1.0,
                 words: Vec::new(),
             };
         let sentence = segment(

@@ -456,6 +456,7 @@ impl Decoder {
                 logprob_sum: 0.0,
                 tokens: 0,
                 no_speech_prob: seg.no_speech_probability(),
+                last_p: 1.0,
                 words: Vec::new(),
             };
             // A word's bytes: a character outside ASCII may span tokens.
@@ -490,6 +491,7 @@ impl Decoder {
         let data = tok.token_data();
         segment.logprob_sum += data.plog;
         segment.tokens += 1;
+        segment.last_p = data.p;
         if !self.options.word_timestamps {
             return;
         }

@@ -12,6 +12,7 @@
 mod checks;
 mod decoder;
 pub mod early_text;
+mod phrase;
 mod rejected;
 mod segment;
 mod utterance;
@@ -32,6 +33,7 @@ use crate::vad::{
 };
 use checks::{drop_tail_hallucination, improbable_fragment};
 use decoder::Decoder;
+use phrase::leaves_phrase_open;
 use rejected::Rejections;
 use segment::{Decoded, Segment};
 use std::collections::VecDeque;
@@ -99,6 +101,9 @@ pub struct StreamOptions {
     pub max_utterance: Duration,
     /// Live mode: how long after its utterance a final may come; sets its decode's deadline.
     pub latency: Duration,
+    /// Live mode: a pause after words that leave a phrase open (a comma, "of the") ends the
+    /// utterance only once it is this long; no longer than the detector's `min_silence`: off.
+    pub phrase_silence: Duration,
 }
 
 impl Default for StreamOptions {
@@ -109,6 +114,7 @@ impl Default for StreamOptions {
             partial_interval: Duration::from_millis(1000),
             max_utterance: Duration::from_secs(30),
             latency: Duration::from_secs(3),
+            phrase_silence: Duration::from_millis(700),
         }
     }
 }
@@ -480,8 +486,9 @@ impl Transcriber {
         let unheard_speech = self.utterance.speech_end.is_some_and(|end| end > heard);
         let paused = self.utterance.pause_frames * FRAME_SAMPLES
             >= duration_to_samples(EARLY_PARTIAL_PAUSE) as usize;
+        // Nothing to decode but silence since the last partial (a held pause): none is due.
         let due = PartialDue {
-            regular: self.utterance.len() >= heard + interval,
+            regular: unheard_speech && self.utterance.len() >= heard + interval,
             early: paused && unheard_speech,
         };
         (due.regular || due.early).then_some(due)
@@ -549,6 +556,9 @@ impl Transcriber {
         let padding = duration_to_samples(config.padding) as usize;
         let in_utterance = !self.utterance.is_empty();
         match event {
+            VadEvent::Silence | VadEvent::NoiseEnded(_) if self.utterance.held => {
+                self.hold_pause(frame, padding)
+            }
             // After an utterance was ended at a pause (files), speech goes on as a new one.
             VadEvent::SpeechStart | VadEvent::Speech if !in_utterance => {
                 // Padding before where the speech began, which may be before this frame.
@@ -577,6 +587,10 @@ impl Transcriber {
                 self.keep_preroll(frame, padding);
                 Ok(Vec::new())
             }
+            VadEvent::SpeechEnd if self.holds_open_phrase() => {
+                self.utterance.held = true;
+                self.hold_pause(frame, padding)
+            }
             VadEvent::SpeechEnd => {
                 // The pause frames the utterance holds (the ending frame is not in it).
                 let silence = self.utterance.pause_frames * frame.len();
@@ -588,11 +602,45 @@ impl Transcriber {
                     VadEvent::Pause => self.utterance.add_pause(frame, limit),
                     _ => self.utterance.add_speech(frame),
                 }
+                self.utterance.held = false;
                 match self.utterance.len() >= limit {
                     true => self.cut_at_best_pause(padding),
                     false => Ok(Vec::new()),
                 }
             }
+        }
+    }
+
+    /// Live: whether the pause that would end the utterance falls where its last partial
+    /// left a phrase open, so that the utterance waits for `phrase_silence` instead. Only a
+    /// partial that heard all the speech can tell; without one (partials shed under load) the
+    /// utterance ends as it would.
+    fn holds_open_phrase(&self) -> bool {
+        let min_silence = self.vad.as_ref().map(|v| v.config().min_silence);
+        self.options.live
+            && min_silence.is_some_and(|m| self.options.phrase_silence > m)
+            && self
+                .partials
+                .covering_text(self.utterance.speech_end)
+                .is_some_and(|(text, last_p)| leaves_phrase_open(&text, last_p))
+    }
+
+    /// A quiet frame of a held pause: the utterance ends once the pause is `phrase_silence`
+    /// long (or at its length limit); speech before then goes on in it.
+    fn hold_pause(
+        &mut self,
+        frame: &[f32],
+        padding: usize,
+    ) -> Result<Vec<Transcript>, TranscribeError> {
+        let limit = self.max_utterance_samples();
+        self.utterance.add_pause(frame, limit);
+        let silence = self.utterance.pause_frames * frame.len();
+        if silence >= duration_to_samples(self.options.phrase_silence) as usize {
+            return self.end_at_pause(silence, padding);
+        }
+        match self.utterance.len() >= limit {
+            true => self.cut_at_best_pause(padding),
+            false => Ok(Vec::new()),
         }
     }
 

@@ -11,6 +11,8 @@ pub(super) struct Segment {
     pub logprob_sum: f32,
     pub tokens: usize,
     pub no_speech_prob: f32,
+    /// Probability of the last text token (a sentence's closing period, most often).
+    pub last_p: f32,
     pub words: Vec<(String, i64, i64, f32)>,
 }
 

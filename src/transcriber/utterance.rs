@@ -32,6 +32,9 @@ pub(super) struct Utterance {
     /// Audio heard just before it, outside any utterance: a short utterance is judged
     /// together with it (`Transcriber::worth_decoding`).
     pub before: Vec<f32>,
+    /// Live: the detector heard the utterance end, but at a phrase left open; it goes on
+    /// until the pause is `phrase_silence` long (`Transcriber::holds_open_phrase`).
+    pub held: bool,
 }
 
 impl Utterance {
@@ -45,6 +48,7 @@ impl Utterance {
             pause_frames: 0,
             best_pause: None,
             before: Vec::new(),
+            held: false,
         }
     }
 
@@ -147,8 +151,19 @@ impl Partials {
     /// not decode again.
     pub fn into_covering(self, speech_end: Option<usize>) -> Option<Decoded> {
         self.last
-            .filter(|(heard, _)| speech_end.is_some_and(|end| end <= *heard))
+            .filter(|(heard, _)| covers(*heard, speech_end))
             .map(|(_, decoded)| decoded)
+    }
+
+    /// The text of the last partial, if it heard everything up to `speech_end`, and the
+    /// probability of its last token.
+    pub fn covering_text(&self, speech_end: Option<usize>) -> Option<(String, f32)> {
+        let (heard, decoded) = self.last.as_ref()?;
+        let last_p = decoded.segments.last()?.last_p;
+        covers(*heard, speech_end).then(|| {
+            let texts: Vec<&str> = decoded.segments.iter().map(|s| s.text.as_str()).collect();
+            (texts.join(" "), last_p)
+        })
     }
 
     /// The last partial no longer stands for the utterance (it was cut, or decoding changed).
@@ -171,4 +186,9 @@ impl Partials {
         self.previous = words;
         stable
     }
+}
+
+/// Whether a decode of the first `heard` samples heard all the speech, up to `speech_end`.
+fn covers(heard: usize, speech_end: Option<usize>) -> bool {
+    speech_end.is_some_and(|end| end <= heard)
 }

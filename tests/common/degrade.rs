@@ -294,3 +294,38 @@ pub fn pure_noise(kind: Noise, seconds: usize, seed: u64, voices: &[Vec<f32>]) -
         .map(|s| s * 0.05)
         .collect()
 }
+
+/// `len` samples of a recording's own background: white noise at the level of its quietest
+/// 30 ms (digital silence aside), so that a pause put into the recording sounds like the
+/// speaker pausing, not like a dropout (digital silence in mid-recording sends Whisper into
+/// loops it never meets live). A louder level (its quietest tenth) reached into speech tails
+/// and kept the detector in speech through the pause.
+pub fn room_tone(audio: &[f32], len: usize, seed: u64) -> Vec<f32> {
+    let rms = audio
+        .chunks_exact(FRAME)
+        .map(|f| (f.iter().map(|s| s * s).sum::<f32>() / FRAME as f32).sqrt())
+        .filter(|&rms| rms > 1e-5)
+        .fold(f32::INFINITY, f32::min);
+    // Uniform noise in [-1, 1) has an RMS of 1/sqrt(3).
+    let scale = if rms.is_finite() {
+        rms * 3f32.sqrt()
+    } else {
+        0.0
+    };
+    let mut rng = Rng::new(seed);
+    (0..len).map(|_| rng.signed() * scale).collect()
+}
+
+/// The recording with `pause` samples of its own room tone put in at each of `cuts` (sample
+/// positions in rising order).
+pub fn insert_pauses(audio: &[f32], cuts: &[usize], pause: usize, seed: u64) -> Vec<f32> {
+    let mut out = Vec::with_capacity(audio.len() + cuts.len() * pause);
+    let mut from = 0;
+    for (i, &at) in cuts.iter().enumerate() {
+        out.extend_from_slice(&audio[from..at.min(audio.len())]);
+        out.extend(room_tone(audio, pause, seed + i as u64));
+        from = at.min(audio.len());
+    }
+    out.extend_from_slice(&audio[from..]);
+    out
+}

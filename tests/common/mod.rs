@@ -478,3 +478,43 @@ pub fn transcriber_with(
     )
     .unwrap()
 }
+
+/// Where a speaker pauses inside a sentence: after a comma.
+pub fn at_comma(word: &str) -> bool {
+    word.trim_end().ends_with(',')
+}
+
+/// ... or, hesitating, after a comma, an article, "of", "to" or "and" ("the ... ache").
+pub fn at_hesitation(word: &str) -> bool {
+    let bare = word.trim().trim_matches(|c: char| c.is_ascii_punctuation());
+    at_comma(word) || ["the", "a", "an", "of", "to", "and"].contains(&bare.to_lowercase().as_str())
+}
+
+/// The recordings whose transcript by `transcriber` (word timings on) has words `after`
+/// picks, each with `pause` samples of its own room tone between every such word and the
+/// next: a speaker who pauses inside sentences.
+pub fn paused_inside_sentences(
+    transcriber: &dyn Fn() -> gstwhisperstt::transcriber::Transcriber,
+    recordings: &[(Vec<f32>, String)],
+    pause: usize,
+    after: fn(&str) -> bool,
+) -> Vec<(Vec<f32>, String)> {
+    let mut paused = Vec::new();
+    for (audio, reference) in recordings {
+        let words: Vec<_> = feed(&mut transcriber(), audio)
+            .into_iter()
+            .flat_map(|r| r.words)
+            .collect();
+        let cuts: Vec<usize> = words
+            .windows(2)
+            .filter(|w| after(&w[0].text))
+            .map(|w| ((w[0].end + w[1].start).as_secs_f64() / 2.0 * 16_000.0) as usize)
+            .filter(|&at| at < audio.len())
+            .collect();
+        if !cuts.is_empty() {
+            let out = degrade::insert_pauses(audio, &cuts, pause, 7);
+            paused.push((out, reference.clone()));
+        }
+    }
+    paused
+}
