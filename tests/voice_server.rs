@@ -4,17 +4,9 @@
 
 mod common;
 
-use common::voice::{self, browse, speech, wav_file, Peer, Server};
+use common::voice::{self, browse, finals_text, speech, wav_file, Peer, Server};
 use gst::prelude::*;
 use std::time::{Duration, Instant};
-
-fn finals_text(messages: &[serde_json::Value]) -> String {
-    let finals = messages.iter().filter(|m| m["is-final"] == true);
-    finals
-        .filter_map(|m| m["text"].as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 #[test]
 fn a_session_gets_partials_then_finals_over_the_data_channel_on_the_preloaded_model() {

@@ -155,7 +155,11 @@ fn round(setup: Setup, samples: &[f32], reference: &str) -> Round {
     let machine_cpu = machine_cpu_seconds() - machine_cpu;
     let live = &outcome.sessions;
     let all: Vec<&Value> = outcome.messages.iter().flatten().collect();
-    let texts: Vec<String> = outcome.messages.iter().map(|m| finals_text(m)).collect();
+    let texts: Vec<String> = outcome
+        .messages
+        .iter()
+        .map(|m| voice::finals_text(m))
+        .collect();
     let (first_partial_s, first_partial_later_s) = first_partials(&outcome.messages);
     Round {
         setup,
@@ -262,14 +266,6 @@ fn machine_cpu_seconds() -> f64 {
     let busy: f64 = ticks.iter().take(8).sum::<f64>() - ticks[3] - ticks[4];
     // SAFETY: sysconf only reads a configuration value.
     busy / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
-}
-
-fn finals_text(messages: &[Value]) -> String {
-    let finals = messages.iter().filter(|m| m["is-final"] == true);
-    finals
-        .filter_map(|m| m["text"].as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Seconds from each utterance's start to its first partial (the partial's delay after the

@@ -61,6 +61,10 @@ const EVIDENCE_SAMPLES: usize = 2 * SAMPLE_RATE as usize;
 const MAX_PREROLL: usize = 2 * SAMPLE_RATE as usize + MAX_ONSET_SAMPLES;
 /// The scheduler's deadline for file-mode decodes (see `Transcriber::deadline`).
 const FILE_DEADLINE: Duration = Duration::from_secs(30);
+/// Live: an utterance this long ends at its next pause, open phrase or not. Held without
+/// end, one LJ Speech utterance grew to 24 s; its partials took 0.6 to 1.1 s, fell behind real
+/// time and were shed, and its final, decoded afresh, came 1.86 s after the speech.
+const PHRASE_HOLD_LIMIT: usize = 10 * SAMPLE_RATE as usize;
 /// Live: a pause this long after speech the last partial did not hear brings the next partial
 /// forward; if the pause then ends the utterance, that partial is its final (no second decode).
 const EARLY_PARTIAL_PAUSE: Duration = Duration::from_millis(150);
@@ -611,13 +615,14 @@ impl Transcriber {
         }
     }
 
-    /// Live: whether the pause that would end the utterance falls where its last partial
-    /// left a phrase open, so that the utterance waits for `phrase_silence` instead. Only a
+    /// Live: whether the pause that would end the utterance (under `PHRASE_HOLD_LIMIT` long)
+    /// falls where its last partial left a phrase open, so that it waits for `phrase_silence`. Only a
     /// partial that heard all the speech can tell; without one (partials shed under load) the
     /// utterance ends as it would.
     fn holds_open_phrase(&self) -> bool {
         let min_silence = self.vad.as_ref().map(|v| v.config().min_silence);
         self.options.live
+            && self.utterance.len() < PHRASE_HOLD_LIMIT
             && min_silence.is_some_and(|m| self.options.phrase_silence > m)
             && self
                 .partials

@@ -257,6 +257,15 @@ impl Drop for Peer {
 
 /// Two LibriVox sentences (pocketsphinx-testdata) with a second's pause between, and what
 /// was said.
+/// The text of a session's finals (data-channel messages), in order.
+pub fn finals_text(messages: &[serde_json::Value]) -> String {
+    let finals = messages.iter().filter(|m| m["is-final"] == true);
+    finals
+        .filter_map(|m| m["text"].as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn speech() -> (Vec<f32>, String) {
     let (a, ta) = super::pocketsphinx_clip("-0870.wav");
     let (b, tb) = super::pocketsphinx_clip("-0930.wav");
