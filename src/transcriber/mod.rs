@@ -487,7 +487,11 @@ impl Transcriber {
         }
         let interval = duration_to_samples(self.options.partial_interval) as usize;
         let heard = self.partials.heard;
-        let unheard_speech = self.utterance.speech_end.is_some_and(|end| end > heard);
+        // Without a detector all audio counts as speech.
+        let unheard_speech = match self.vad {
+            None => self.utterance.len() > heard,
+            Some(_) => self.utterance.speech_end.is_some_and(|end| end > heard),
+        };
         let paused = self.utterance.pause_frames * FRAME_SAMPLES
             >= duration_to_samples(EARLY_PARTIAL_PAUSE) as usize;
         // Nothing to decode but silence since the last partial (a held pause): none is due.
@@ -616,9 +620,9 @@ impl Transcriber {
     }
 
     /// Live: whether the pause that would end the utterance (under `PHRASE_HOLD_LIMIT` long)
-    /// falls where its last partial left a phrase open, so that it waits for `phrase_silence`. Only a
-    /// partial that heard all the speech can tell; without one (partials shed under load) the
-    /// utterance ends as it would.
+    /// falls where its last partial left a phrase open, so that it waits for
+    /// `phrase_silence`. Only a partial that heard all the speech can tell; without one
+    /// (partials shed under load) the utterance ends as it would.
     fn holds_open_phrase(&self) -> bool {
         let min_silence = self.vad.as_ref().map(|v| v.config().min_silence);
         self.options.live
