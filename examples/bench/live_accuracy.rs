@@ -8,8 +8,13 @@
 //! The sets: pocketsphinx-testdata's recordings one by one and its five LibriVox sentences one
 //! after another 0.5 s apart (a reader's pause between sentences, over live's 400 ms and under
 //! file mode's 2 s), and with ../shared the 32-clip corpus and the 5.8-minute LJ Speech reading.
-//! A hesitant speaker pauses inside sentences too: the recordings with commas are measured
-//! again with 0.6 s of silence at each comma (placed by file mode's word timings).
+//! A hesitant speaker pauses inside sentences too: the corpus clips are measured again with
+//! 0.6 s of their own room tone at each comma, and pocketsphinx-testdata's also after "the",
+//! "a", "of", "to" and "and" (placed by file mode's word timings).
+//!
+//! Then those short-pause recordings play through `appsrc ! whispersink` in real time, one
+//! stream and eight at once, with and without the phrase hold: WER, final latency, partial
+//! cadence and lag.
 
 use crate::common;
 use crate::common::degrade;
