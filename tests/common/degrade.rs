@@ -301,17 +301,27 @@ pub fn pure_noise(kind: Noise, seconds: usize, seed: u64, voices: &[Vec<f32>]) -
 /// loops it never meets live). A louder level (its quietest tenth) reached into speech tails
 /// and kept the detector in speech through the pause.
 pub fn room_tone(audio: &[f32], len: usize, seed: u64) -> Vec<f32> {
-    let rms = audio
+    white_noise_at(quietest_rms(audio), len, seed)
+}
+
+/// The RMS of `audio`'s quietest 30 ms frame that is not digital silence (0 if none is).
+fn quietest_rms(audio: &[f32]) -> f32 {
+    let quietest = audio
         .chunks_exact(FRAME)
-        .map(|f| (f.iter().map(|s| s * s).sum::<f32>() / FRAME as f32).sqrt())
-        .filter(|&rms| rms > 1e-5)
+        .map(rms)
+        .filter(|&level| level > 1e-5)
         .fold(f32::INFINITY, f32::min);
-    // Uniform noise in [-1, 1) has an RMS of 1/sqrt(3).
-    let scale = if rms.is_finite() {
-        rms * 3f32.sqrt()
+    if quietest.is_finite() {
+        quietest
     } else {
         0.0
-    };
+    }
+}
+
+/// `len` samples of seeded white noise with RMS `level`.
+fn white_noise_at(level: f32, len: usize, seed: u64) -> Vec<f32> {
+    // Uniform noise in [-1, 1) has an RMS of 1/sqrt(3).
+    let scale = level * 3f32.sqrt();
     let mut rng = Rng::new(seed);
     (0..len).map(|_| rng.signed() * scale).collect()
 }
@@ -319,11 +329,12 @@ pub fn room_tone(audio: &[f32], len: usize, seed: u64) -> Vec<f32> {
 /// The recording with `pause` samples of its own room tone put in at each of `cuts` (sample
 /// positions in rising order).
 pub fn insert_pauses(audio: &[f32], cuts: &[usize], pause: usize, seed: u64) -> Vec<f32> {
+    let level = quietest_rms(audio);
     let mut out = Vec::with_capacity(audio.len() + cuts.len() * pause);
     let mut from = 0;
     for (i, &at) in cuts.iter().enumerate() {
         out.extend_from_slice(&audio[from..at.min(audio.len())]);
-        out.extend(room_tone(audio, pause, seed + i as u64));
+        out.extend(white_noise_at(level, pause, seed + i as u64));
         from = at.min(audio.len());
     }
     out.extend_from_slice(&audio[from..]);
