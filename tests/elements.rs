@@ -68,6 +68,8 @@ fn whispertranscribe_pushes_timed_text_and_posts_matching_messages() {
         assert_eq!(msg.get::<&str>("element").unwrap(), "stt");
         assert!(msg.get::<&str>("model").unwrap().ends_with(".bin"));
         assert_eq!(msg.get::<&str>("language").unwrap(), "en");
+        // An English-only model's language is not detected: certain, as a set one.
+        assert_eq!(msg.get::<f64>("language-probability").unwrap(), 1.0);
         assert_eq!(
             msg.get::<&str>("stable-text").unwrap(),
             msg.get::<&str>("text").unwrap()

@@ -31,6 +31,7 @@ pub fn transcript_message(element: &gst::Element, t: &TimedTranscript) -> gst::M
         .field("end", t.pts + t.duration)
         .field("duration", t.duration)
         .field("language", tr.language.as_str())
+        .field("language-probability", tr.language_probability as f64)
         .field("avg-logprob", tr.avg_logprob as f64)
         .field("no-speech-prob", tr.no_speech_prob as f64)
         .field("words", words)

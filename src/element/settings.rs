@@ -9,7 +9,8 @@
 use crate::model::{ContextOptions, Device, IdleTimeout, ModelError};
 use crate::subtitles::{SubtitleFormat, UnknownSubtitleFormat};
 use crate::transcriber::{
-    language_for_bcp47, whisper_language, DecodeOptions, StreamOptions, MAX_BEAM_SIZE,
+    language_for_bcp47, whisper_language, DecodeOptions, LanguageDetection, StreamOptions,
+    MAX_BEAM_SIZE,
 };
 use crate::vad::VadConfig;
 use gst::glib;
@@ -81,6 +82,7 @@ pub struct PlayingSettings {
     pub language: String,
     /// The BCP-47 tag last set through `language-code`, if any.
     pub language_code: Option<String>,
+    pub language_detection: LanguageDetectionMode,
     pub translate: bool,
     pub initial_prompt: String,
     pub carry_context: bool,
@@ -126,6 +128,34 @@ pub enum Granularity {
     Utterance = 2,
 }
 
+/// When `language=auto` detects the language (the engine's `LanguageDetection`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstWhisperSttLanguageDetection")]
+pub enum LanguageDetectionMode {
+    #[default]
+    #[enum_value(
+        name = "Once, on the stream's first utterance; the rest of the stream keeps it",
+        nick = "stream"
+    )]
+    Stream = 0,
+    #[enum_value(
+        name = "On each utterance (an encoder pass more per decode); short or unsure \
+                utterances keep the stream's language",
+        nick = "utterance"
+    )]
+    Utterance = 1,
+}
+
+impl From<LanguageDetectionMode> for LanguageDetection {
+    fn from(mode: LanguageDetectionMode) -> Self {
+        match mode {
+            LanguageDetectionMode::Stream => LanguageDetection::Stream,
+            LanguageDetectionMode::Utterance => LanguageDetection::Utterance,
+        }
+    }
+}
+
 impl Default for Settings {
     /// The engine's own defaults.
     fn default() -> Self {
@@ -153,6 +183,10 @@ impl Default for Settings {
             playing: PlayingSettings {
                 language: decode.language,
                 language_code: None,
+                language_detection: match decode.language_detection {
+                    LanguageDetection::Stream => LanguageDetectionMode::Stream,
+                    LanguageDetection::Utterance => LanguageDetectionMode::Utterance,
+                },
                 translate: decode.translate,
                 initial_prompt: decode.initial_prompt,
                 carry_context: decode.carry_context,
@@ -377,8 +411,9 @@ fn table() -> Vec<Property> {
             |f| glib::ParamSpecString::builder("language")
                 .nick("Language")
                 .blurb(
-                    "Spoken language as a Whisper code (en, de, ...), or auto to detect it once per \
-                     stream (reported in transcript messages); English-only models always use en",
+                    "Spoken language as a Whisper code (en, de, ...), or auto to detect it (see \
+                     language-detection; reported in transcript messages); English-only models \
+                     always use en",
                 )
                 .default_value(Some(playing.language.as_str()))
                 .flags(f).build(),
@@ -397,6 +432,17 @@ fn table() -> Vec<Property> {
                 .flags(f).build(),
             |s| s.language_code.as_ref().unwrap_or(&s.language).to_value(),
             set_language_code,
+        ),
+        Property::playing(
+            |f| glib::ParamSpecEnum::builder_with_default("language-detection", playing.language_detection)
+                .nick("Language detection")
+                .blurb(
+                    "With language=auto: detect the language once per stream, or on each \
+                     utterance (a multilingual conversation)",
+                )
+                .flags(f).build(),
+            |s| s.language_detection.to_value(),
+            |s, v| { s.language_detection = v.get().unwrap(); Ok(()) },
         ),
         Property::playing(
             |f| glib::ParamSpecBoolean::builder("translate")
@@ -789,6 +835,7 @@ impl PlayingSettings {
     pub fn decode_options(&self) -> DecodeOptions {
         DecodeOptions {
             language: self.language.trim().to_lowercase(),
+            language_detection: self.language_detection.into(),
             translate: self.translate,
             threads: self.threads,
             beam_size: self.beam_size,

@@ -3,6 +3,7 @@
 //! whisper state borrowed from the model's pool.
 
 use super::checks::looks_like_a_loop;
+use super::language::{Language, LanguageDetection, LanguagePlan, LanguageProbabilities};
 use super::segment::{Decoded, Segment};
 use super::TranscribeError;
 use crate::clock::SAMPLE_RATE;
@@ -42,6 +43,8 @@ pub const MAX_BEAM_SIZE: u32 = 8;
 pub struct DecodeOptions {
     /// A Whisper language code, or `auto` to detect it. English-only models always use `en`.
     pub language: String,
+    /// With `auto`: detected once per stream, or on each utterance.
+    pub language_detection: LanguageDetection,
     pub translate: bool,
     pub threads: u32,
     /// 0 or 1: greedy; more: beam search of that width, at most `MAX_BEAM_SIZE`.
@@ -76,6 +79,7 @@ impl Default for DecodeOptions {
     fn default() -> Self {
         DecodeOptions {
             language: "auto".into(),
+            language_detection: LanguageDetection::Stream,
             translate: false,
             threads: default_threads(),
             beam_size: 0,
@@ -187,10 +191,11 @@ pub(super) struct Decoder {
     pub slot: DecodeSlot,
     abort: Arc<AbortCheck>,
     pub options: DecodeOptions,
-    /// What the stream asked for: a language, or `auto`.
-    requested_language: &'static str,
-    /// The language decodes use: the requested one, or the one detected first.
-    language: &'static str,
+    /// The language set (`en` on an English-only model); `None`: `auto`.
+    set_language: Option<&'static str>,
+    /// The language `params` hold (`None`: `auto`). Changed only when a decode asks for
+    /// another: whisper-rs leaks the string on each `set_language`.
+    params_language: Option<&'static str>,
     /// `initial_prompt`, tokenized.
     prompt_tokens: Vec<c_int>,
     /// The previous final's tokens, with `carry_context`.
@@ -217,8 +222,8 @@ impl Decoder {
             abort: Arc::new(AbortCheck::new(slot.cancel.clone())),
             slot,
             options: options.clone(),
-            requested_language: "en",
-            language: "en",
+            set_language: Some("en"),
+            params_language: Some("en"),
             prompt_tokens: Vec::new(),
             context_tokens: Vec::new(),
             calls: 0,
@@ -243,13 +248,8 @@ impl Decoder {
             return Err(TranscribeError::BeamSize(options.beam_size));
         }
         let prompt_tokens = self.tokenize(&options.initial_prompt)?;
-        // A language detected earlier stays unless the language itself changed.
-        let settled = (self.options.language == options.language
-            && self.requested_language == language
-            && self.language != language)
-            .then_some(self.language);
         let mut params = whisper_params(options, multilingual);
-        params.set_language(Some(settled.unwrap_or(language)));
+        params.set_language(Some(language));
         // The safe abort setter is unsound (engine notes): use the raw one.
         // SAFETY: the callback only reads `self.abort`, which lives as long as the decoder
         // (and so every clone of these parameters).
@@ -261,8 +261,8 @@ impl Decoder {
             self.context_tokens.clear();
         }
         self.params = params;
-        self.requested_language = language;
-        self.language = settled.unwrap_or(language);
+        self.set_language = (language != "auto").then_some(language);
+        self.params_language = self.set_language;
         self.prompt_tokens = prompt_tokens;
         self.options = options.clone();
         Ok(())
@@ -300,35 +300,37 @@ impl Decoder {
         }
     }
 
-    /// Language detection runs on the stream's first decode only; later decodes use what it
-    /// found (detection costs an extra encoder pass per call).
-    pub fn settle_language(&mut self, detected: &'static str) {
-        if self.language == "auto" && detected != "auto" {
-            self.language = detected;
-            self.params.set_language(Some(detected));
-        }
+    /// The language set (`en` on an English-only model), or `None` for `auto`.
+    pub fn set_language(&self) -> Option<&'static str> {
+        self.set_language
     }
 
-    /// A new stream (a flush): no context, and the language is detected again.
+    /// A new stream (a flush): no context.
     pub fn forget_stream(&mut self) {
         self.context_tokens.clear();
-        if self.language != self.requested_language {
-            self.language = self.requested_language;
-            self.params.set_language(Some(self.requested_language));
+    }
+
+    /// Makes the parameters decode in `language` (`None`: whisper.cpp detects it).
+    fn use_language(&mut self, language: Option<&'static str>) {
+        if language != self.params_language {
+            self.params.set_language(Some(language.unwrap_or("auto")));
+            self.params_language = language;
         }
     }
 
-    /// Decodes `audio` with the encoder sized to it, falling back to the full context when
-    /// the result looks like a repetition loop. The scheduler serves it by `deadline`; one
-    /// still running at `give_way` ends with `TranscribeError::GaveWay`.
+    /// Decodes `audio` in `plan`'s language with the encoder sized to it, falling back to
+    /// the full context when the result looks like a repetition loop. The scheduler serves it
+    /// by `deadline`; one still running at `give_way` ends with `TranscribeError::GaveWay`.
     pub fn decode(
         &mut self,
         audio: &[f32],
         deadline: Instant,
         give_way: Option<Instant>,
+        plan: LanguagePlan,
     ) -> Result<Decoded, TranscribeError> {
+        self.use_language(plan.language);
         self.abort.set_give_way(give_way);
-        let decoded = self.decode_in_context(audio, deadline);
+        let decoded = self.decode_in_context(audio, deadline, plan.detect);
         self.abort.set_give_way(None);
         decoded
     }
@@ -337,6 +339,7 @@ impl Decoder {
         &mut self,
         audio: &[f32],
         deadline: Instant,
+        detect: bool,
     ) -> Result<Decoded, TranscribeError> {
         let centred;
         let audio = match dc_offset(audio) {
@@ -349,12 +352,12 @@ impl Decoder {
         let ctx = (audio.len() / 320 + AUDIO_CTX_MARGIN).max(MIN_FITTED_AUDIO_CTX);
         let ctx = ctx.div_ceil(64) * 64;
         if ctx < FULL_AUDIO_CTX {
-            let decoded = self.decode_with_ctx(audio, ctx as i32, deadline)?;
+            let decoded = self.decode_with_ctx(audio, ctx as i32, deadline, detect)?;
             if !looks_like_a_loop(&decoded.segments, audio.len()) {
                 return Ok(decoded);
             }
         }
-        self.decode_with_ctx(audio, 0, deadline)
+        self.decode_with_ctx(audio, 0, deadline, detect)
     }
 
     /// `audio_ctx` 0: the model's full 30 s context. Waits for threads from the budget, then
@@ -364,6 +367,7 @@ impl Decoder {
         audio: &[f32],
         audio_ctx: i32,
         deadline: Instant,
+        detect: bool,
     ) -> Result<Decoded, TranscribeError> {
         let mut padded;
         let audio = if audio.len() < MIN_DECODE_SAMPLES {
@@ -379,11 +383,12 @@ impl Decoder {
             .acquire(self.options.threads.max(1), deadline, &self.slot.cancel)
             .ok_or(TranscribeError::Aborted)?;
         let started = Instant::now();
-        let (segments, language, inference_time) =
-            self.run_whisper(audio, audio_ctx, permit.threads())?;
+        let (segments, (language, detection), inference_time) =
+            self.run_whisper(audio, audio_ctx, permit.threads(), detect)?;
         Ok(Decoded {
             segments,
-            language,
+            language: Language::set(language),
+            detection,
             inference_time,
             queue_time: started.duration_since(queued),
             threads: permit.threads(),
@@ -391,14 +396,15 @@ impl Decoder {
         })
     }
 
-    /// One whisper.cpp call on `threads` threads: the segments, the language it used, and the
-    /// time whisper.cpp took.
+    /// One whisper.cpp call on `threads` threads: the segments, the language it used (and,
+    /// with `detect`, each language's probability), and the time whisper.cpp took.
     fn run_whisper(
         &mut self,
         audio: &[f32],
         audio_ctx: i32,
         threads: u32,
-    ) -> Result<(Vec<Segment>, &'static str, Duration), TranscribeError> {
+        detect: bool,
+    ) -> Result<(Vec<Segment>, UsedLanguage, Duration), TranscribeError> {
         if self.slot.cancel.is_cancelled() {
             return Err(TranscribeError::Aborted);
         }
@@ -424,7 +430,6 @@ impl Decoder {
         let started = Instant::now();
         let mut state = self.model.lend_state().map_err(TranscribeError::State)?;
         let result = state.full(params, audio);
-        let inference_time = started.elapsed();
         if self.slot.cancel.is_cancelled() {
             return Err(TranscribeError::Aborted);
         }
@@ -432,12 +437,23 @@ impl Decoder {
             return Err(TranscribeError::GaveWay);
         }
         result.map_err(TranscribeError::Inference)?;
-        let language = match self.language {
-            "auto" => whisper_rs::get_lang_str(state.full_lang_id_from_state()).unwrap_or("auto"),
-            l => l,
+        let language = match self.params_language {
+            None => whisper_rs::get_lang_str(state.full_lang_id_from_state()).unwrap_or("en"),
+            Some(l) => l,
+        };
+        // On the mel and the encoder size the decode just used: an encoder pass and one
+        // decoder step more.
+        let detection = match detect {
+            true => Some(DetectedLanguages(
+                state
+                    .lang_detect(0, threads as usize)
+                    .map_err(TranscribeError::Inference)?
+                    .1,
+            )),
+            false => None,
         };
         let segments = self.segments(&state, audio.len() as i64);
-        Ok((segments, language, inference_time))
+        Ok((segments, (language, detection), started.elapsed()))
     }
 
     fn segments(&self, state: &WhisperState, audio_samples: i64) -> Vec<Segment> {
@@ -508,6 +524,33 @@ impl Decoder {
                 word_bytes.push(piece.to_vec());
             }
         }
+    }
+}
+
+/// The language a decode used, and each language's probability if it detected them.
+type UsedLanguage = (&'static str, Option<DetectedLanguages>);
+
+/// whisper.cpp's language detection: a probability per language id.
+#[derive(Debug, Clone)]
+pub(super) struct DetectedLanguages(Vec<f32>);
+
+impl LanguageProbabilities for DetectedLanguages {
+    fn top(&self) -> Language {
+        let (id, &probability) = self
+            .0
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap_or((0, &0.0));
+        Language {
+            code: whisper_rs::get_lang_str(id as i32).unwrap_or("en"),
+            probability,
+        }
+    }
+
+    fn of(&self, code: &'static str) -> f32 {
+        let id = whisper_rs::get_lang_id(code).and_then(|id| usize::try_from(id).ok());
+        id.and_then(|id| self.0.get(id)).copied().unwrap_or(0.0)
     }
 }
 

@@ -12,6 +12,7 @@
 mod checks;
 mod decoder;
 pub mod early_text;
+mod language;
 mod phrase;
 mod rejected;
 mod segment;
@@ -21,6 +22,7 @@ pub use crate::clock::SAMPLE_RATE;
 pub use decoder::{
     default_threads, language_for_bcp47, whisper_language, DecodeOptions, MAX_BEAM_SIZE,
 };
+pub use language::LanguageDetection;
 pub use rejected::Rejected;
 
 use crate::clock::{duration_to_samples, samples_to_duration};
@@ -33,6 +35,7 @@ use crate::vad::{
 };
 use checks::{drop_tail_hallucination, improbable_fragment};
 use decoder::Decoder;
+use language::{LanguagePlan, LanguageTracker};
 use phrase::leaves_phrase_open;
 use rejected::Rejections;
 use segment::{Decoded, Segment};
@@ -159,6 +162,8 @@ pub struct Transcript {
     pub start: Duration,
     pub end: Duration,
     pub language: String,
+    /// How sure the detection that chose `language` was (1 for a language that was set).
+    pub language_probability: f32,
     pub avg_logprob: f32,
     pub no_speech_prob: f32,
     pub pieces: Vec<Piece>,
@@ -251,7 +256,8 @@ fn transcript(decoded: Decoded, span: &Span) -> Option<Transcript> {
         },
         start: at(first.start),
         end: at(last.end.max(first.start)),
-        language: decoded.language.to_string(),
+        language: decoded.language.code.to_string(),
+        language_probability: decoded.language.probability,
         avg_logprob: if tokens > 0 {
             logprob / tokens as f32
         } else {
@@ -287,6 +293,7 @@ pub struct Transcriber {
     history: VecDeque<f32>,
     utterance: Utterance,
     partials: Partials,
+    languages: LanguageTracker,
     next_utterance: u64,
     late_decodes: u64,
     partials_shed: u64,
@@ -304,8 +311,10 @@ impl Transcriber {
         options: StreamOptions,
         slot: DecodeSlot,
     ) -> Result<Self, TranscribeError> {
+        let decoder = Decoder::new(model, decode, slot)?;
         let mut t = Transcriber {
-            decoder: Decoder::new(model, decode, slot)?,
+            languages: LanguageTracker::new(decoder.set_language(), decode.language_detection),
+            decoder,
             vad: options
                 .vad
                 .map(|config| VoiceDetector::Energy(EnergyVad::new(config))),
@@ -386,6 +395,9 @@ impl Transcriber {
     pub fn set_decode_options(&mut self, options: &DecodeOptions) -> Result<(), TranscribeError> {
         if *options != self.decoder.options {
             self.decoder.configure(options)?;
+            self.languages = self
+                .languages
+                .reconfigured(self.decoder.set_language(), options.language_detection);
             self.partials.forget_last();
         }
         Ok(())
@@ -754,9 +766,7 @@ impl Transcriber {
         // full 30 s context at the same WER (0.046); a decode that loops is redone in full.
         let mut decoded = match partials.into_covering(speech_end) {
             Some(decoded) => decoded,
-            None => self
-                .decoder
-                .decode(&utterance.audio, self.deadline(true), None)?,
+            None => self.decode(&utterance.audio, true, None)?,
         };
         self.count_late(&decoded);
         let language = decoded.language;
@@ -767,12 +777,50 @@ impl Transcriber {
             last.end = (end as i64).max(last.start);
         }
         let result = self.transcript(decoded, &span);
-        if let Some(t) = &result {
+        match &result {
             // Only a final that was kept settles the language: not a dropped fragment.
-            self.decoder.settle_language(language);
-            self.decoder.remember(&t.text);
+            Some(t) => {
+                let seconds = utterance.len() as f32 / SAMPLE_RATE as f32;
+                self.languages.settle(language, seconds);
+                self.decoder.remember(&t.text);
+            }
+            None => self.languages.forget_utterance(),
         }
         Ok(result.into_iter().collect())
+    }
+
+    /// Decodes `audio` in the language the stream's tracker plans. When the decode detected
+    /// a language the tracker chooses another than the one decoded in (a switch, or
+    /// whisper.cpp's own detection overruled), it is decoded again in that one.
+    fn decode(
+        &mut self,
+        audio: &[f32],
+        is_final: bool,
+        give_way: Option<Instant>,
+    ) -> Result<Decoded, TranscribeError> {
+        let deadline = self.deadline(is_final);
+        let mut decoded = self
+            .decoder
+            .decode(audio, deadline, give_way, self.languages.plan())?;
+        let language = match &decoded.detection {
+            Some(detected) => {
+                let seconds = audio.len() as f32 / SAMPLE_RATE as f32;
+                self.languages.choose(detected, seconds)
+            }
+            None => self.languages.undetected(decoded.language.code),
+        };
+        if language.code != decoded.language.code {
+            let plan = LanguagePlan {
+                language: Some(language.code),
+                detect: false,
+            };
+            let first = decoded;
+            decoded = self.decoder.decode(audio, deadline, give_way, plan)?;
+            decoded.inference_time += first.inference_time;
+            decoded.queue_time += first.queue_time;
+        }
+        decoded.language = language;
+        Ok(decoded)
     }
 
     /// The result for a decode of `span` (see `transcript`), with the stream's count of
@@ -846,10 +894,7 @@ impl Transcriber {
         // a 1 s partial on two spinning threads took 7.2 s and made a final 3.5 s late: a
         // partial gives way after half a final's budget, leaving the final the other half.
         let give_way = Instant::now() + self.final_budget() / 2;
-        let mut decoded = match self
-            .decoder
-            .decode(&audio, self.deadline(false), Some(give_way))
-        {
+        let mut decoded = match self.decode(&audio, false, Some(give_way)) {
             Err(TranscribeError::GaveWay) => {
                 self.partials_shed += 1;
                 self.partials_given_way += 1;
@@ -858,6 +903,7 @@ impl Transcriber {
             decoded => decoded?,
         };
         self.count_late(&decoded);
+        self.languages.heard(decoded.language);
         self.partials.keep(audio.len(), decoded.clone());
         drop_tail_hallucination(&mut decoded.segments, self.utterance.speech_end);
         // Words after where the utterance may yet be cut could go to the next utterance's
@@ -909,6 +955,7 @@ impl Transcriber {
     /// the timeline at zero (a new stream or a flush).
     pub fn forget_stream(&mut self) {
         self.decoder.forget_stream();
+        self.languages.forget_stream();
         self.restart_timeline();
     }
 
@@ -928,6 +975,7 @@ impl Transcriber {
         self.history.clear();
         self.utterance = Utterance::new(self.position);
         self.partials = Partials::default();
+        self.languages.forget_utterance();
         if let Some(vad) = self.vad.as_mut() {
             vad.forget_utterance();
         }

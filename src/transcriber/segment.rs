@@ -1,5 +1,7 @@
 //! What a decode gives: whisper.cpp's segments, timed in samples of the decoded audio.
 
+use super::decoder::DetectedLanguages;
+use super::language::Language;
 use std::time::Duration;
 
 /// One whisper.cpp segment, with times in samples from the decoded audio's start.
@@ -20,7 +22,10 @@ pub(super) struct Segment {
 #[derive(Debug, Clone)]
 pub(super) struct Decoded {
     pub segments: Vec<Segment>,
-    pub language: &'static str,
+    /// The language it was decoded in, and how sure the detection that chose it was.
+    pub language: Language,
+    /// Each language's probability, when the decode detected them.
+    pub detection: Option<DetectedLanguages>,
     pub inference_time: Duration,
     pub queue_time: Duration,
     pub threads: u32,

@@ -112,6 +112,7 @@ impl Output for BusOutput {
         let extra = serde_json::json!({
             "utterance-id": tr.utterance_id,
             "language": tr.language,
+            "language-probability": tr.language_probability,
             "avg-logprob": tr.avg_logprob,
             "no-speech-prob": tr.no_speech_prob,
         });

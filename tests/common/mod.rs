@@ -358,6 +358,7 @@ pub fn transcriber_wer(model: &Path, clips: &[(PathBuf, String)]) -> f64 {
 
 pub mod degrade;
 pub mod load;
+pub mod multilingual;
 pub mod pipeline;
 pub mod report;
 pub mod voice;
