@@ -55,6 +55,11 @@ impl Run {
     fn text_cea608tott(&self) -> String {
         join(&self.cues_608)
     }
+    /// What whisperstt said: every final's words, in order.
+    fn text_spoken(&self) -> String {
+        let words: Vec<TimedWord> = self.finals.iter().flat_map(|f| f.1.clone()).collect();
+        join(&words)
+    }
 }
 
 fn description(latency_ms: u32) -> String {
@@ -604,12 +609,15 @@ fn twenty_starts_none_late() {
                 round * 4 + i
             );
             // Captions need video to ride on: speech before the video starts has none, so
-            // with the video late only the end is checked. Words are compared as a bag, not in
-            // order: tttocea708 (closedcaption 0.15.4) sometimes writes the word after a
+            // with the video late only the end is checked. The captions are held to what
+            // whisperstt said (its accuracy is the other tests' business: this audio's
+            // "ill-disposed" comes out as "old-sposed", 4 of the 30 words' bag), and as a bag,
+            // not in order: tttocea708 (closedcaption 0.15.4) sometimes writes the word after a
             // roll-up before the window it redefines, and the words before it after (its
             // 708 stream: "then", CR, DeleteWindows, " how", DefineWindow, pen (1,0),
-            // "leisure to consider"), once in a word ("to c" ... "onsider"): 2-3 starts in 20.
-            let wer = words_missed(&speech.text(), &shown);
+            // "leisure to consider"), once in a word ("to c" ... "onsider", 3 of the bag's
+            // words): 2-3 starts in 20.
+            let wer = words_missed(&run.text_spoken(), &shown);
             let text_ok = wer <= 0.15 || !options.video_delay.is_zero();
             let last = chain::words(speech.texts.last().unwrap());
             let complete = chain::words(&shown).ends_with(&last[last.len() - 2..]);
