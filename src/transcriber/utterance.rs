@@ -4,6 +4,7 @@
 use super::checks::comparable;
 use super::segment::Decoded;
 use super::WINDOW_SAMPLES;
+use std::time::Duration;
 
 /// A run of pause frames inside an utterance.
 #[derive(Debug, Clone, Copy)]
@@ -32,9 +33,9 @@ pub(super) struct Utterance {
     /// Audio heard just before it, outside any utterance: a short utterance is judged
     /// together with it (`Transcriber::worth_decoding`).
     pub before: Vec<f32>,
-    /// Live: the detector heard the utterance end, but at a phrase left open; it goes on
-    /// until the pause is `phrase_silence` long (`Transcriber::holds_open_phrase`).
-    pub held: bool,
+    /// Live: the detector heard the utterance end, but at a phrase left open or in loud
+    /// noise; it goes on until the pause is this long (`Transcriber::pause_hold`).
+    pub held: Option<Duration>,
 }
 
 impl Utterance {
@@ -48,7 +49,7 @@ impl Utterance {
             pause_frames: 0,
             best_pause: None,
             before: Vec::new(),
-            held: false,
+            held: None,
         }
     }
 

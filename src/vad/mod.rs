@@ -311,6 +311,12 @@ impl EnergyVad {
         }
     }
 
+    /// How far the loudest frame of the last few seconds is over the noise floor, in dB.
+    pub fn headroom_db(&self) -> f32 {
+        let level = self.floor_level();
+        level.peak - level.floor
+    }
+
     /// Forgets the utterance in progress (a flush or a discontinuity); keeps the noise floor.
     pub fn forget_utterance(&mut self) {
         self.segmenter.forget_utterance();
@@ -434,6 +440,15 @@ impl VoiceDetector {
         match self {
             VoiceDetector::Energy(vad) => vad.set_min_silence(min_silence),
             VoiceDetector::Silero(vad) => vad.set_min_silence(min_silence),
+        }
+    }
+
+    /// How far the loudest sound of the last few seconds is over the noise floor, in dB
+    /// (the energy detector's; Silero does not measure it).
+    pub fn headroom_db(&self) -> Option<f32> {
+        match self {
+            VoiceDetector::Energy(vad) => Some(vad.headroom_db()),
+            VoiceDetector::Silero(_) => None,
         }
     }
 
