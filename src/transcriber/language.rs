@@ -63,6 +63,12 @@ pub struct LanguageTracker {
     mode: LanguageDetection,
     stream: Option<Language>,
     utterance: Option<Language>,
+    /// Per utterance: the language that kept finals in a row detected over the stream's
+    /// without being trusted (each too short or unsure), at the least probability they gave
+    /// it, and the seconds of audio they add up to. A speaker who pauses often in a new
+    /// language is heard as one: live, one French sentence came as three finals of under
+    /// 2.5 s, each kept in the German before it.
+    pending: Option<(Language, f32)>,
 }
 
 impl LanguageTracker {
@@ -72,6 +78,7 @@ impl LanguageTracker {
             mode,
             stream: None,
             utterance: None,
+            pending: None,
         }
     }
 
@@ -84,6 +91,7 @@ impl LanguageTracker {
             mode,
             stream: self.stream.filter(|_| keep),
             utterance: self.utterance.filter(|_| keep),
+            pending: self.pending.filter(|_| keep),
         }
     }
 
@@ -109,11 +117,18 @@ impl LanguageTracker {
 
     /// The language a decode of `seconds` of audio should be in, given its detection: the
     /// detected one, unless per-utterance detection is not to be trusted on this little or
-    /// this unsure a result and the stream has a language to fall back on.
+    /// this unsure a result (with the finals before it that detected the same) and the
+    /// stream has a language to fall back on.
     pub fn choose(&self, detected: &dyn LanguageProbabilities, seconds: f32) -> Language {
         let top = detected.top();
         match self.stream {
-            Some(stream) if self.mode == LanguageDetection::Utterance && !trusted(top, seconds) => {
+            Some(stream)
+                if self.mode == LanguageDetection::Utterance
+                    && !trusted(
+                        self.with_pending(top),
+                        seconds_with(self.pending, top, seconds),
+                    ) =>
+            {
                 Language {
                     code: stream.code,
                     probability: detected.of(stream.code),
@@ -131,16 +146,38 @@ impl LanguageTracker {
         }
     }
 
-    /// A kept final of `seconds` was in `language`: the first settles the stream's language;
-    /// per utterance, any trusted one moves it. The next utterance starts afresh.
-    pub fn settle(&mut self, language: Language, seconds: f32) {
+    /// A kept final of `seconds` was in `language` (`choose`), its detection's top language
+    /// `detected`: the first settles the stream's language; per utterance, a switch or a
+    /// trusted detection moves it, and one not trusted counts towards the next. The next
+    /// utterance starts afresh.
+    pub fn settle(&mut self, language: Language, detected: Option<Language>, seconds: f32) {
         self.utterance = None;
         if self.set.is_some() {
             return;
         }
-        let moves = self.mode == LanguageDetection::Utterance && trusted(language, seconds);
-        if self.stream.is_none() || moves {
+        let per_utterance = self.mode == LanguageDetection::Utterance;
+        let switched = self.stream.is_some_and(|s| s.code != language.code);
+        if self.stream.is_none() || (per_utterance && (switched || trusted(language, seconds))) {
             self.stream = Some(language);
+        }
+        let stream = self.stream.map(|s| s.code);
+        self.pending = match detected {
+            Some(top) if per_utterance && Some(top.code) != stream => Some((
+                self.with_pending(top),
+                seconds_with(self.pending, top, seconds),
+            )),
+            _ => None,
+        };
+    }
+
+    /// `top` at the least probability the pending finals gave it, if they detected it too.
+    fn with_pending(&self, top: Language) -> Language {
+        match self.pending {
+            Some((p, _)) if p.code == top.code => Language {
+                code: top.code,
+                probability: p.probability.min(top.probability),
+            },
+            _ => top,
         }
     }
 
@@ -153,6 +190,15 @@ impl LanguageTracker {
     pub fn forget_stream(&mut self) {
         self.stream = None;
         self.utterance = None;
+        self.pending = None;
+    }
+}
+
+/// `seconds`, with the pending finals' if they detected `top` too.
+fn seconds_with(pending: Option<(Language, f32)>, top: Language, seconds: f32) -> f32 {
+    match pending {
+        Some((p, pending_seconds)) if p.code == top.code => pending_seconds + seconds,
+        _ => seconds,
     }
 }
 
@@ -200,7 +246,7 @@ mod tests {
                 detect: false
             }
         );
-        t.settle(Language::set("fr"), 5.0);
+        t.settle(Language::set("fr"), None, 5.0);
         assert_eq!(t.undetected("fr"), Language::set("fr"));
     }
 
@@ -216,8 +262,9 @@ mod tests {
             Some("de"),
             "the partial's language carries on"
         );
-        t.settle(de, 3.0);
-        t.settle(t.choose(&detected("fr", 0.99), 5.0), 5.0);
+        t.settle(de, Some(de), 3.0);
+        let fr = detected("fr", 0.99);
+        t.settle(t.choose(&fr, 5.0), Some(fr.top), 5.0);
         let plan = t.plan();
         assert_eq!((plan.language, plan.detect), (Some("de"), false));
         assert_eq!(t.undetected("de").probability, 0.9);
@@ -226,19 +273,41 @@ mod tests {
     #[test]
     fn per_utterance_a_sure_long_detection_switches_and_a_short_or_unsure_one_does_not() {
         let mut t = LanguageTracker::new(None, LanguageDetection::Utterance);
-        t.settle(t.choose(&detected("de", 0.8), 4.0), 4.0);
+        let de = detected("de", 0.8);
+        t.settle(t.choose(&de, 4.0), Some(de.top), 4.0);
         let fr = t.choose(&detected("fr", 0.9), 3.0);
         assert_eq!(fr.code, "fr");
-        t.settle(fr, 3.0);
+        t.settle(fr, Some(fr), 3.0);
         assert_eq!(t.plan().language, Some("fr"));
         assert!(t.plan().detect);
         // Too short, then too unsure: French stays, with the probability it was given.
         let short = t.choose(&detected("es", 0.95), 1.5);
         assert_eq!(short.code, "fr");
-        let unsure = t.choose(&detected("es", 0.4), 6.0);
+        let es = detected("es", 0.4);
+        let unsure = t.choose(&es, 6.0);
         assert_eq!(unsure.code, "fr");
-        t.settle(unsure, 6.0);
+        t.settle(unsure, Some(es.top), 6.0);
         assert_eq!(t.plan().language, Some("fr"));
+    }
+
+    #[test]
+    fn per_utterance_short_finals_in_a_row_in_one_new_language_switch_together() {
+        let mut t = LanguageTracker::new(None, LanguageDetection::Utterance);
+        let de = detected("de", 0.9);
+        t.settle(t.choose(&de, 5.0), Some(de.top), 5.0);
+        // Two short French finals: the first keeps German, the second adds up to 3 s.
+        let fr = detected("fr", 0.8);
+        let first = t.choose(&fr, 1.5);
+        assert_eq!(first.code, "de");
+        t.settle(first, Some(fr.top), 1.5);
+        assert_eq!(t.choose(&fr, 1.5).code, "fr");
+        t.settle(t.choose(&fr, 1.5), Some(fr.top), 1.5);
+        assert_eq!(t.plan().language, Some("fr"));
+        // One short Spanish final between German ones does not add up with a later one.
+        let es = detected("es", 0.8);
+        t.settle(t.choose(&es, 1.5), Some(es.top), 1.5);
+        t.settle(t.choose(&fr, 3.0), Some(fr.top), 3.0);
+        assert_eq!(t.choose(&es, 1.5).code, "fr");
     }
 
     #[test]
@@ -250,7 +319,7 @@ mod tests {
     #[test]
     fn a_new_stream_or_language_detects_again() {
         let mut t = LanguageTracker::new(None, LanguageDetection::Stream);
-        t.settle(Language::set("de"), 3.0);
+        t.settle(Language::set("de"), None, 3.0);
         let kept = t.reconfigured(None, LanguageDetection::Utterance);
         assert_eq!(kept.plan().language, Some("de"));
         let set = t.reconfigured(Some("es"), LanguageDetection::Stream);

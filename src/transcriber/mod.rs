@@ -35,7 +35,7 @@ use crate::vad::{
 };
 use checks::{drop_tail_hallucination, improbable_fragment};
 use decoder::Decoder;
-use language::{LanguagePlan, LanguageTracker};
+use language::{LanguagePlan, LanguageProbabilities, LanguageTracker};
 use phrase::leaves_phrase_open;
 use rejected::Rejections;
 use segment::{Decoded, Segment};
@@ -798,6 +798,7 @@ impl Transcriber {
         };
         self.count_late(&decoded);
         let language = decoded.language;
+        let detected = decoded.detection.as_ref().map(|d| d.top());
         drop_tail_hallucination(&mut decoded.segments, speech_end);
         // Whisper's last timestamp wanders (into the silence after, or before the last
         // word's end); the detector's last speech frame is within a frame of the truth.
@@ -809,7 +810,7 @@ impl Transcriber {
             // Only a final that was kept settles the language: not a dropped fragment.
             Some(t) => {
                 let seconds = utterance.len() as f32 / SAMPLE_RATE as f32;
-                self.languages.settle(language, seconds);
+                self.languages.settle(language, detected, seconds);
                 self.decoder.remember(&t.text);
             }
             None => self.languages.forget_utterance(),
