@@ -124,10 +124,7 @@ impl LanguageTracker {
         match self.stream {
             Some(stream)
                 if self.mode == LanguageDetection::Utterance
-                    && !trusted(
-                        self.with_pending(top),
-                        seconds_with(self.pending, top, seconds),
-                    ) =>
+                    && !self.trusted_with_pending(top, seconds) =>
             {
                 Language {
                     code: stream.code,
@@ -168,6 +165,15 @@ impl LanguageTracker {
             )),
             _ => None,
         };
+    }
+
+    /// Whether `top`, detected on `seconds` of audio, is trusted together with the pending
+    /// finals that detected it too.
+    fn trusted_with_pending(&self, top: Language, seconds: f32) -> bool {
+        trusted(
+            self.with_pending(top),
+            seconds_with(self.pending, top, seconds),
+        )
     }
 
     /// `top` at the least probability the pending finals gave it, if they detected it too.
