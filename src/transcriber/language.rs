@@ -20,6 +20,11 @@ pub enum LanguageDetection {
 /// others wrong; under 2.5 s, 12 of the 68 detected at 0.7 or more were wrong.
 pub const TRUSTED_SECONDS: f32 = 2.5;
 pub const TRUSTED_PROBABILITY: f32 = 0.7;
+/// ... unless that detection all but rules the stream's language out: then its top language
+/// is taken however short or unsure. Live, a French speaker's first 2.6 s after a German one
+/// was detected French under 0.7 and German at 0.00, and was decoded in German. (Not yet
+/// measured on short pieces in the stream's own language.)
+pub const RULED_OUT_PROBABILITY: f32 = 0.02;
 
 /// A Whisper language code and the probability detection gave it (1 for a language that
 /// was set rather than detected, as faster-whisper reports it).
@@ -124,7 +129,8 @@ impl LanguageTracker {
         match self.stream {
             Some(stream)
                 if self.mode == LanguageDetection::Utterance
-                    && !self.trusted_with_pending(top, seconds) =>
+                    && !self.trusted_with_pending(top, seconds)
+                    && detected.of(stream.code) >= RULED_OUT_PROBABILITY =>
             {
                 Language {
                     code: stream.code,
@@ -236,9 +242,14 @@ mod tests {
     }
 
     fn detected(code: &'static str, probability: f32) -> Detection {
+        detected_over(code, probability, "de")
+    }
+
+    /// `code` first, `other` with the rest.
+    fn detected_over(code: &'static str, probability: f32, other: &'static str) -> Detection {
         Detection {
             top: Language { code, probability },
-            other: "de",
+            other,
         }
     }
 
@@ -287,9 +298,9 @@ mod tests {
         assert_eq!(t.plan().language, Some("fr"));
         assert!(t.plan().detect);
         // Too short, then too unsure: French stays, with the probability it was given.
-        let short = t.choose(&detected("es", 0.95), 1.5);
+        let short = t.choose(&detected_over("es", 0.95, "fr"), 1.5);
         assert_eq!(short.code, "fr");
-        let es = detected("es", 0.4);
+        let es = detected_over("es", 0.4, "fr");
         let unsure = t.choose(&es, 6.0);
         assert_eq!(unsure.code, "fr");
         t.settle(unsure, Some(es.top), 6.0);
@@ -310,10 +321,19 @@ mod tests {
         t.settle(t.choose(&fr, 1.5), Some(fr.top), 1.5);
         assert_eq!(t.plan().language, Some("fr"));
         // One short Spanish final between German ones does not add up with a later one.
-        let es = detected("es", 0.8);
+        let es = detected_over("es", 0.8, "fr");
         t.settle(t.choose(&es, 1.5), Some(es.top), 1.5);
         t.settle(t.choose(&fr, 3.0), Some(fr.top), 3.0);
         assert_eq!(t.choose(&es, 1.5).code, "fr");
+    }
+
+    #[test]
+    fn per_utterance_a_detection_that_rules_the_stream_s_language_out_switches() {
+        let mut t = LanguageTracker::new(None, LanguageDetection::Utterance);
+        let de = detected("de", 0.9);
+        t.settle(t.choose(&de, 5.0), Some(de.top), 5.0);
+        // Short and unsure, but German at 0: French.
+        assert_eq!(t.choose(&detected_over("fr", 0.5, "es"), 1.5).code, "fr");
     }
 
     #[test]
