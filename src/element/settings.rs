@@ -147,6 +147,15 @@ pub enum LanguageDetectionMode {
     Utterance = 1,
 }
 
+impl From<LanguageDetection> for LanguageDetectionMode {
+    fn from(detection: LanguageDetection) -> Self {
+        match detection {
+            LanguageDetection::Stream => LanguageDetectionMode::Stream,
+            LanguageDetection::Utterance => LanguageDetectionMode::Utterance,
+        }
+    }
+}
+
 impl From<LanguageDetectionMode> for LanguageDetection {
     fn from(mode: LanguageDetectionMode) -> Self {
         match mode {
@@ -183,10 +192,7 @@ impl Default for Settings {
             playing: PlayingSettings {
                 language: decode.language,
                 language_code: None,
-                language_detection: match decode.language_detection {
-                    LanguageDetection::Stream => LanguageDetectionMode::Stream,
-                    LanguageDetection::Utterance => LanguageDetectionMode::Utterance,
-                },
+                language_detection: decode.language_detection.into(),
                 translate: decode.translate,
                 initial_prompt: decode.initial_prompt,
                 carry_context: decode.carry_context,

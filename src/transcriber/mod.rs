@@ -618,15 +618,17 @@ impl Transcriber {
                 self.keep_preroll(frame, padding);
                 Ok(Vec::new())
             }
-            VadEvent::SpeechEnd if self.pause_hold().is_some() => {
-                self.utterance.held = self.pause_hold();
-                self.hold_pause(frame, padding)
-            }
-            VadEvent::SpeechEnd => {
-                // The pause frames the utterance holds (the ending frame is not in it).
-                let silence = self.utterance.pause_frames * frame.len();
-                self.end_at_pause(silence, padding)
-            }
+            VadEvent::SpeechEnd => match self.pause_hold() {
+                Some(hold) => {
+                    self.utterance.held = Some(hold);
+                    self.hold_pause(frame, padding)
+                }
+                None => {
+                    // The pause frames the utterance holds (the ending frame is not in it).
+                    let silence = self.utterance.pause_frames * frame.len();
+                    self.end_at_pause(silence, padding)
+                }
+            },
             VadEvent::SpeechStart | VadEvent::Speech | VadEvent::Pause => {
                 let limit = self.max_utterance_samples();
                 match event {
