@@ -112,27 +112,49 @@ fn int8_source_imports_and_transcribes() {
     assert!(wer <= 0.10, "int8 import WER {wer:.3}");
 }
 
+/// Every weight type the importer writes loads in whisper.cpp, has the size its blocks
+/// give, and transcribes within its bound of f16 (measured on the corpus: docs/models.md).
 #[test]
-fn q8_0_import_is_smaller_and_as_accurate() {
+fn every_weight_type_imports_to_its_size_and_accuracy() {
+    use ggml::WeightType;
+    // Type, ftype, bytes per weight in the matrices, WER allowed above f16 here.
+    let table = [
+        (WeightType::Bf16, 24, 2.0, 0.02),
+        (WeightType::Q8_0, 2007, 34.0 / 32.0, 0.02),
+        (WeightType::Q5_0, 2008, 22.0 / 32.0, 0.05),
+        (WeightType::Q4_0, 2002, 18.0 / 32.0, 0.15),
+    ];
     let tmp = tempfile::tempdir().unwrap();
     let f16 = common::model_path();
-    let out = tmp.path().join("q8.bin");
-    import::import_dir_as(&common::ct2_source(), &out, ggml::WeightType::Q8_0).unwrap();
-    let info = ggml::inspect(&out).unwrap();
-    assert_eq!(info.hparams.weight_type(), "q8_0");
-    assert_eq!(info.hparams.ftype, 2007);
-    // The matrices shrink from 2 bytes a weight to 34 bytes per 32.
-    let ratio = info.file_size as f64 / std::fs::metadata(&f16).unwrap().len() as f64;
-    assert!((0.5..0.6).contains(&ratio), "q8_0 / f16 size {ratio:.3}");
+    let f16_size = std::fs::metadata(&f16).unwrap().len() as f64;
     let speech = common::reference_speech();
-    let (wer_q8, wer_f16) = (
-        common::transcriber_wer(&out, &speech),
-        common::transcriber_wer(&f16, &speech),
-    );
-    assert!(
-        wer_q8 <= wer_f16 + 0.02,
-        "q8_0 WER {wer_q8:.3}, f16 {wer_f16:.3}"
-    );
+    let wer_f16 = common::transcriber_wer(&f16, &speech);
+    for (weights, ftype, bytes, allowed) in table {
+        let out = tmp.path().join(format!("{}.bin", weights.name()));
+        import::import_dir_as(&common::ct2_source(), &out, weights).unwrap();
+        let info = ggml::inspect(&out).unwrap();
+        assert_eq!(info.hparams.weight_type(), weights.name());
+        assert_eq!(info.hparams.ftype, ftype);
+        // The matrices are nearly all of the file (the rest stays f16 and f32): it shrinks
+        // with them.
+        let ratio = info.file_size as f64 / f16_size;
+        let matrices = bytes / 2.0;
+        assert!(
+            (matrices..=matrices + 0.05).contains(&ratio),
+            "{}: {ratio:.3} of f16's size",
+            weights.name()
+        );
+        let wer = common::transcriber_wer(&out, &speech);
+        eprintln!(
+            "{}: WER {wer:.3} (f16 {wer_f16:.3}), {ratio:.3} of the size",
+            weights.name()
+        );
+        assert!(
+            wer <= wer_f16 + allowed,
+            "{} WER {wer:.3}, f16 {wer_f16:.3}",
+            weights.name()
+        );
+    }
 }
 
 #[test]

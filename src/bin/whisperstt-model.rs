@@ -9,10 +9,11 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: whisperstt-model <command>
 
 commands:
-  import [--quantize q8_0] SRC_DIR OUT.bin
+  import [--quantize TYPE] SRC_DIR OUT.bin
                            convert a faster-whisper (CTranslate2) model directory to ggml;
-                           --quantize q8_0 stores the matrices as 8-bit blocks (half the
-                           size; no faster on the CPU here)
+                           --quantize stores the matrices as bf16 (as fast or faster on CPUs
+                           with AVX512-BF16), q8_0, q5_0 or q4_0 (smaller, less accurate)
+                           instead of f16
   info MODEL               hyper-parameters, weight type and size of a model (file, directory or name)
   list                     the models in the models directory
   fetch NAME               download an official whisper.cpp ggml model into the models directory

@@ -104,6 +104,7 @@ impl Hparams {
             12 => "q4_k",
             13 => "q5_k",
             14 => "q6_k",
+            24 => "bf16",
             _ => "unknown",
         }
     }
@@ -183,6 +184,7 @@ impl TensorType {
             12 => q(256, 144), // q4_k
             13 => q(256, 176), // q5_k
             14 => q(256, 210), // q6_k
+            30 => q(1, 2),     // bf16
             _ => None,
         }
     }
@@ -624,24 +626,78 @@ pub enum WeightType {
     /// 16-bit floats: the weights as published.
     #[default]
     F16,
+    /// bfloat16: the f16 weights' top bits, for CPUs with bf16 dot products (AVX512-BF16).
+    Bf16,
     /// 8-bit blocks of 32 with a 16-bit scale each (ggml's q8_0): half the size, and faster
     /// matrix products on CPUs with 8-bit dot products.
     Q8_0,
+    /// 5-bit blocks of 32 with a 16-bit scale each (ggml's q5_0).
+    Q5_0,
+    /// 4-bit blocks of 32 with a 16-bit scale each (ggml's q4_0).
+    Q4_0,
 }
 
+/// Each weight type: its name, the header's ftype and the matrices' ggml tensor type.
+const WEIGHT_TYPES: [(WeightType, &str, i32, u32); 5] = [
+    (WeightType::F16, "f16", 1, 1),
+    (WeightType::Bf16, "bf16", 24, 30),
+    (WeightType::Q8_0, "q8_0", 7, 8),
+    (WeightType::Q5_0, "q5_0", 8, 6),
+    (WeightType::Q4_0, "q4_0", 2, 2),
+];
+
 impl WeightType {
+    pub const ALL: [WeightType; 5] = [
+        WeightType::F16,
+        WeightType::Bf16,
+        WeightType::Q8_0,
+        WeightType::Q5_0,
+        WeightType::Q4_0,
+    ];
+
+    fn row(self) -> (WeightType, &'static str, i32, u32) {
+        WEIGHT_TYPES.into_iter().find(|r| r.0 == self).unwrap()
+    }
+
     /// The header's ftype: the type, plus ggml's quantisation version for quantised types.
     pub fn ftype(self) -> i32 {
-        match self {
-            WeightType::F16 => 1,
-            WeightType::Q8_0 => 7 + GGML_QNT_VERSION * QNT_VERSION_FACTOR,
+        let ftype = self.row().2;
+        match self.is_quantised() {
+            true => ftype + GGML_QNT_VERSION * QNT_VERSION_FACTOR,
+            false => ftype,
         }
     }
 
     pub fn name(self) -> &'static str {
+        self.row().1
+    }
+
+    fn is_quantised(self) -> bool {
+        !matches!(self, WeightType::F16 | WeightType::Bf16)
+    }
+
+    /// The weight type a header's ftype names, if the importer writes it.
+    fn from_ftype(ftype: i32) -> Option<Self> {
+        let base = ftype % QNT_VERSION_FACTOR;
+        WEIGHT_TYPES.into_iter().find(|r| r.2 == base).map(|r| r.0)
+    }
+
+    fn tensor_type(self) -> TensorType {
+        TensorType::from_id(self.row().3).unwrap()
+    }
+
+    /// `values` (a multiple of 32 for the quantised types) in this type's layout.
+    fn encode(self, values: &[f32], out: &mut Vec<u8>) {
         match self {
-            WeightType::F16 => "f16",
-            WeightType::Q8_0 => "q8_0",
+            WeightType::F16 => values
+                .iter()
+                .for_each(|v| out.extend_from_slice(&half::f16::from_f32(*v).to_le_bytes())),
+            WeightType::Bf16 => values
+                .iter()
+                .for_each(|v| out.extend_from_slice(&half::bf16::from_f32(*v).to_le_bytes())),
+            WeightType::Q8_0 => quantize_q8_0(values, out),
+            WeightType::Q5_0 => quantize_q5_0(values, out),
+            WeightType::Q4_0 => quantize_q4_0(values, out),
         }
     }
 }
@@ -650,18 +706,27 @@ impl std::str::FromStr for WeightType {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "f16" | "none" => Ok(WeightType::F16),
-            "q8_0" | "q8" => Ok(WeightType::Q8_0),
-            other => Err(format!("unknown weight type '{other}' (f16 or q8_0)")),
-        }
+        let s = s.trim().to_ascii_lowercase();
+        let s = match s.as_str() {
+            "none" => "f16",
+            "q8" => "q8_0",
+            other => other,
+        };
+        WEIGHT_TYPES
+            .into_iter()
+            .find(|r| r.1 == s)
+            .map(|r| r.0)
+            .ok_or_else(|| {
+                let names: Vec<&str> = WEIGHT_TYPES.iter().map(|r| r.1).collect();
+                format!("unknown weight type '{s}' ({})", names.join(", "))
+            })
     }
 }
 
 /// ggml's q8_0 blocks of `values` (a multiple of 32): per block, the scale as f16, then 32
 /// signed bytes.
 fn quantize_q8_0(values: &[f32], out: &mut Vec<u8>) {
-    for block in values.chunks_exact(Q8_0_BLOCK) {
+    for block in values.chunks_exact(Q_BLOCK) {
         let amax = block.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         let scale = amax / 127.0;
         let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
@@ -670,7 +735,54 @@ fn quantize_q8_0(values: &[f32], out: &mut Vec<u8>) {
     }
 }
 
-const Q8_0_BLOCK: usize = 32;
+/// A block's scale for `levels` signed levels, as ggml's reference quantisers choose it: the
+/// value of largest magnitude maps to -levels/2. Returns the scale and its inverse.
+fn block_scale(block: &[f32], levels: f32) -> (f32, f32) {
+    let max = block
+        .iter()
+        .fold(0.0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+    let scale = max / -(levels / 2.0);
+    let inverse = if scale != 0.0 { 1.0 / scale } else { 0.0 };
+    (scale, inverse)
+}
+
+/// ggml's q4_0 blocks: the scale as f16, then 16 bytes of two 4-bit values (value j in the
+/// low nibble of byte j, value j + 16 in its high nibble), each offset by 8.
+fn quantize_q4_0(values: &[f32], out: &mut Vec<u8>) {
+    for block in values.chunks_exact(Q_BLOCK) {
+        let (scale, inverse) = block_scale(block, 16.0);
+        let q = |v: f32| ((v * inverse + 8.5) as i8).min(15) as u8;
+        out.extend_from_slice(&half::f16::from_f32(scale).to_le_bytes());
+        let (low, high) = block.split_at(Q_BLOCK / 2);
+        out.extend(low.iter().zip(high).map(|(&a, &b)| q(a) | (q(b) << 4)));
+    }
+}
+
+/// ggml's q5_0 blocks: the scale as f16, the 32 fifth bits as a little-endian u32, then the
+/// low four bits as q4_0 packs them; each value offset by 16.
+fn quantize_q5_0(values: &[f32], out: &mut Vec<u8>) {
+    for block in values.chunks_exact(Q_BLOCK) {
+        let (scale, inverse) = block_scale(block, 32.0);
+        let q: Vec<u8> = block
+            .iter()
+            .map(|&v| ((v * inverse + 16.5) as i8).min(31) as u8)
+            .collect();
+        let fifth_bits = q
+            .iter()
+            .enumerate()
+            .fold(0u32, |bits, (j, &v)| bits | (u32::from(v >> 4) << j));
+        out.extend_from_slice(&half::f16::from_f32(scale).to_le_bytes());
+        out.extend_from_slice(&fifth_bits.to_le_bytes());
+        let (low, high) = q.split_at(Q_BLOCK / 2);
+        out.extend(
+            low.iter()
+                .zip(high)
+                .map(|(&a, &b)| (a & 15) | ((b & 15) << 4)),
+        );
+    }
+}
+
+const Q_BLOCK: usize = 32;
 /// ggml's GGML_QNT_VERSION, written into quantised files' ftype.
 const GGML_QNT_VERSION: i32 = 2;
 
@@ -703,10 +815,7 @@ impl<W: Write> Writer<W> {
             out.write_all(&(tok.len() as i32).to_le_bytes())?;
             out.write_all(tok)?;
         }
-        let weights = match hp.ftype % QNT_VERSION_FACTOR {
-            7 => WeightType::Q8_0,
-            _ => WeightType::F16,
-        };
+        let weights = WeightType::from_ftype(hp.ftype).unwrap_or_default();
         Ok(Writer { out, weights })
     }
 
@@ -715,11 +824,10 @@ impl<W: Write> Writer<W> {
     pub fn tensor(&mut self, spec: &TensorSpec, values: &[f32]) -> std::io::Result<()> {
         let n: u64 = spec.ne.iter().product();
         assert_eq!(n as usize, values.len(), "tensor {}", spec.name);
-        let q8_0 = TensorType::from_id(8).unwrap();
         let ttype = if spec.stored_as_f32() {
             TensorType::F32
-        } else if spec.ne.len() == 2 && self.weights == WeightType::Q8_0 {
-            q8_0
+        } else if spec.ne.len() == 2 {
+            self.weights.tensor_type()
         } else {
             TensorType::F16
         };
@@ -732,16 +840,12 @@ impl<W: Write> Writer<W> {
         }
         self.out.write_all(spec.name.as_bytes())?;
         let mut buf = Vec::with_capacity(values.len() * 4);
-        if ttype == TensorType::F32 {
-            values
+        match ttype {
+            TensorType::F32 => values
                 .iter()
-                .for_each(|v| buf.extend_from_slice(&v.to_le_bytes()));
-        } else if ttype == q8_0 {
-            quantize_q8_0(values, &mut buf);
-        } else {
-            values
-                .iter()
-                .for_each(|v| buf.extend_from_slice(&half::f16::from_f32(*v).to_le_bytes()));
+                .for_each(|v| buf.extend_from_slice(&v.to_le_bytes())),
+            TensorType::F16 => WeightType::F16.encode(values, &mut buf),
+            TensorType::Quant { .. } => self.weights.encode(values, &mut buf),
         }
         self.out.write_all(&buf)
     }
