@@ -467,3 +467,63 @@ fn shared_live_finals_with_pauses_inside_sentences_are_within_0_02_of_file_mode(
         8,
     );
 }
+
+/// A file's utterances are decoded side by side, one lane a thread, and their finals come
+/// back in order, as accurate as one decode at a time; none starts before what the
+/// transcriber had declared settled (what whispertranscribe lets the text stream pass).
+#[test]
+fn a_files_utterances_decoded_side_by_side_come_back_in_order() {
+    use gstwhisperstt::model::cache::ModelCache;
+    use gstwhisperstt::scheduler::{CancelToken, DecodeSlot, ThreadBudget};
+    use gstwhisperstt::transcriber::{StreamOptions, Transcriber};
+    let _alone = alone();
+    let clips = common::pocketsphinx_clips();
+    let mut audio = Vec::new();
+    for (path, _) in &clips {
+        audio.extend(common::read_audio(path));
+        audio.extend(std::iter::repeat_n(0.0, 3 * 16_000));
+    }
+    let reference: Vec<&str> = clips.iter().map(|(_, t)| t.as_str()).collect();
+    let cache = ModelCache::new();
+    let run = |threads: u32| {
+        let slot = DecodeSlot {
+            budget: std::sync::Arc::new(ThreadBudget::new(2)),
+            cancel: CancelToken::new(),
+        };
+        let decode = DecodeOptions {
+            threads,
+            ..DecodeOptions::default()
+        };
+        let model = cache.acquire(&common::model_key(), None).unwrap();
+        let mut t = Transcriber::new(model, &decode, StreamOptions::default(), slot).unwrap();
+        let mut finals: Vec<Transcript> = Vec::new();
+        let mut settled = Duration::ZERO;
+        for chunk in audio.chunks(1600) {
+            for f in t.push(chunk, PartialDecodes::Allowed).unwrap() {
+                assert!(f.start >= settled, "{:?} before {settled:?}", f.start);
+                finals.push(f);
+            }
+            settled = Duration::from_secs_f64(t.settled() as f64 / 16_000.0);
+        }
+        finals.extend(t.finish().unwrap());
+        (finals, t.decode_lanes())
+    };
+    let (one_at_a_time, no_lanes) = run(1);
+    let (side_by_side, lanes) = run(2);
+    assert_eq!((no_lanes, lanes), (0, 2));
+    let wer = |finals: &[Transcript]| {
+        let text: Vec<&str> = finals.iter().map(|f| f.text.as_str()).collect();
+        common::wer(&reference.join(" "), &text.join(" "))
+    };
+    let (wer_one, wer_side) = (wer(&one_at_a_time), wer(&side_by_side));
+    eprintln!("one at a time WER {wer_one:.3}, side by side {wer_side:.3}");
+    assert!(
+        wer_side <= wer_one + 0.02,
+        "{wer_side:.3} against {wer_one:.3}"
+    );
+    assert_eq!(side_by_side.len(), one_at_a_time.len());
+    for (a, b) in one_at_a_time.iter().zip(&side_by_side) {
+        assert_eq!((a.utterance_id, a.start), (b.utterance_id, b.start));
+    }
+    assert!(side_by_side.windows(2).all(|w| w[0].end <= w[1].start));
+}

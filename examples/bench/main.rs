@@ -45,6 +45,10 @@ fn extra_props() -> String {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let table = !matches!(args.first().map(String::as_str), Some("file" | "live"));
+    if table {
+        println!("{}\n", cpu_line());
+    }
     let out = match args.first().map(String::as_str) {
         Some("file") => file_mode(&args[1], Path::new(&args[2])),
         Some("live") => live(
@@ -523,6 +527,45 @@ pub(crate) fn percentile(values: &[f64], q: f64) -> f64 {
 
 /// Builds the command that measures one system on a file list.
 type SystemCommand<'a> = Box<dyn Fn(&Path) -> Command + 'a>;
+
+/// The CPU's model and the features whisper.cpp's kernels can use, and what this build of
+/// whisper.cpp uses: printed above each table, since the ratios depend on them.
+pub(crate) fn cpu_line() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_once(':'))
+            .map_or("", |(_, v)| v.trim())
+            .to_string()
+    };
+    let flags = field("flags");
+    let features: Vec<&str> = flags
+        .split_whitespace()
+        .filter(|f| {
+            [
+                "avx2",
+                "avx512f",
+                "avx512_vnni",
+                "avx_vnni",
+                "avx512_bf16",
+                "amx_bf16",
+                "amx_int8",
+            ]
+            .contains(f)
+        })
+        .collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!(
+        "CPU: {} ({cores} cores here; {}); whisper.cpp: {}",
+        field("model name"),
+        features.join(" "),
+        whisper_rs::print_system_info()
+            .trim()
+            .trim_end_matches('|')
+            .trim()
+    )
+}
 
 fn orchestrate(quick: bool, files_only: Option<&[String]>) {
     let python = std::env::var("WHISPERSTT_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());

@@ -486,7 +486,8 @@ fn table() -> Vec<Property> {
                 .blurb(
                     "Inference threads for this stream at most (default: the cores it may use, \
                      at most 8); a decode gets fewer while other streams or other processes \
-                     take the CPU, and all streams together stay within the process thread budget",
+                     take the CPU, and all streams together stay within the process thread \
+                     budget. Files use them as up to 4 decodes side by side, one thread each",
                 )
                 .minimum(1)
                 .maximum(64)

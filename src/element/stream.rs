@@ -272,6 +272,12 @@ impl Stream {
         Ok(self.place(out))
     }
 
+    /// The finals still decoding side by side (a file's), once done.
+    pub fn lane_finals(&mut self) -> Result<Vec<TimedTranscript>, StreamError> {
+        let finals = self.transcriber.wait_for_lanes()?;
+        Ok(self.place(finals))
+    }
+
     pub fn is_live(&self) -> bool {
         self.transcriber.is_live()
     }

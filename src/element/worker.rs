@@ -510,7 +510,7 @@ fn handle(
             return Ok(gst::FlowSuccess::Ok);
         }
     };
-    let mut transcripts = match item {
+    let transcripts = match item {
         Item::Caps { caps, live } => {
             set_caps(stream, &caps, live, current)?;
             Vec::new()
@@ -548,10 +548,23 @@ fn handle(
             result(element, stream.gap(pts, duration))?
         }
         Item::Event(event) => {
+            // After the text of the audio before it (some may still be in lanes) and the
+            // time that text settles.
+            let finals = result(element, stream.lane_finals())?;
+            emit(stream, finals, current)?;
             current.output.event(event);
-            Vec::new()
+            return Ok(gst::FlowSuccess::Ok);
         }
     };
+    emit(stream, transcripts, current)
+}
+
+/// Sends `transcripts` out, then the time up to which no text is still to come.
+fn emit(
+    stream: &mut Stream,
+    mut transcripts: Vec<TimedTranscript>,
+    current: &mut Current,
+) -> Result<gst::FlowSuccess, gst::FlowError> {
     log_rejections(stream, current);
     for t in &mut transcripts {
         current.transcript(t)?;

@@ -7,7 +7,7 @@ use super::language::{Language, LanguageDetection, LanguagePlan, LanguageProbabi
 use super::segment::{Decoded, Segment};
 use super::TranscribeError;
 use crate::clock::SAMPLE_RATE;
-use crate::model::cache::WhisperHandle;
+use crate::model::WhisperModel;
 use crate::scheduler::{CancelToken, DecodeSlot};
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -187,7 +187,7 @@ unsafe extern "C" fn abort_requested(check: *mut c_void) -> bool {
 /// from the model's pool and its threads from the device's budget.
 pub(super) struct Decoder {
     params: FullParams<'static, 'static>,
-    pub model: WhisperHandle,
+    pub model: Arc<WhisperModel>,
     pub slot: DecodeSlot,
     abort: Arc<AbortCheck>,
     pub options: DecodeOptions,
@@ -210,7 +210,7 @@ pub(super) struct Decoder {
 
 impl Decoder {
     pub fn new(
-        model: WhisperHandle,
+        model: Arc<WhisperModel>,
         options: &DecodeOptions,
         slot: DecodeSlot,
     ) -> Result<Self, TranscribeError> {

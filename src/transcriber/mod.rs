@@ -12,6 +12,7 @@
 mod checks;
 mod decoder;
 pub mod early_text;
+mod lanes;
 mod language;
 mod phrase;
 mod rejected;
@@ -35,6 +36,7 @@ use crate::vad::{
 };
 use checks::{drop_tail_hallucination, improbable_fragment};
 use decoder::Decoder;
+use lanes::{LaneResult, Lanes, Pending};
 use language::{LanguagePlan, LanguageProbabilities, LanguageTracker};
 use phrase::leaves_phrase_open;
 use rejected::Rejections;
@@ -103,6 +105,10 @@ pub enum TranscribeError {
     /// it; the transcriber sheds it, it never reaches a caller.
     #[error("a partial decode gave way")]
     GaveWay,
+    #[error("a decode lane ended without its result (it panicked)")]
+    LaneLost,
+    #[error("a decode lane could not start: {0}")]
+    LaneStart(String),
 }
 
 /// How the stream is cut into utterances and when results come.
@@ -209,6 +215,21 @@ struct Span {
     is_final: bool,
 }
 
+/// An utterance that ended and is to be decoded for its final.
+struct EndedUtterance {
+    span: Span,
+    /// Where the detector heard its speech end, in its audio.
+    speech_end: Option<usize>,
+    /// The stream's rejected audio when it ended.
+    rejected_audio: Duration,
+}
+
+/// A final a lane is decoding.
+struct PendingFinal {
+    ended: EndedUtterance,
+    result: Pending,
+}
+
 /// Each segment as a piece of text, and each word, at their times in the stream.
 fn timed_pieces_and_words(
     segments: &[Segment],
@@ -290,6 +311,11 @@ fn transcript(decoded: Decoded, span: &Span) -> Option<Transcript> {
 }
 
 pub struct Transcriber {
+    /// Finals handed to the lanes, oldest first (dropped first: the lanes skip them).
+    pending: VecDeque<PendingFinal>,
+    /// Side-by-side decoding of a file's utterances (`lanes`); dropped before `model`.
+    lanes: Option<Lanes>,
+    model: WhisperHandle,
     decoder: Decoder,
     options: StreamOptions,
     vad: Option<VoiceDetector>,
@@ -322,8 +348,11 @@ impl Transcriber {
         options: StreamOptions,
         slot: DecodeSlot,
     ) -> Result<Self, TranscribeError> {
-        let decoder = Decoder::new(model, decode, slot)?;
+        let decoder = Decoder::new(model.model().clone(), decode, slot)?;
         let mut t = Transcriber {
+            pending: VecDeque::new(),
+            lanes: None,
+            model,
             languages: LanguageTracker::new(decoder.set_language(), decode.language_detection),
             decoder,
             vad: options
@@ -347,7 +376,12 @@ impl Transcriber {
     }
 
     pub fn model(&self) -> &WhisperHandle {
-        &self.decoder.model
+        &self.model
+    }
+
+    /// Lanes decoding this file's utterances side by side (0: one decode at a time).
+    pub fn decode_lanes(&self) -> usize {
+        self.lanes.as_ref().map_or(0, Lanes::len)
     }
 
     /// whisper.cpp inference calls made so far.
@@ -369,11 +403,14 @@ impl Transcriber {
     /// The earliest sample a transcript still to come can start at: the start of the
     /// utterance in progress or, between utterances, of the silence kept to pad the next.
     pub fn settled(&self) -> u64 {
-        match (&self.vad, self.utterance.is_empty()) {
+        let current = match (&self.vad, self.utterance.is_empty()) {
             (None, _) => self.position - self.utterance.len() as u64,
             (Some(_), true) => self.position - self.preroll.len() as u64,
             (Some(_), false) => self.utterance.start,
-        }
+        };
+        self.pending
+            .front()
+            .map_or(current, |p| p.ended.span.start.min(current))
     }
 
     /// Detects voice with a Silero model instead of the built-in detector, with the same
@@ -487,6 +524,7 @@ impl Transcriber {
                 false => self.partials_shed += 1,
             }
         }
+        out.extend(self.ready_lane_finals()?);
         Ok(out)
     }
 
@@ -768,7 +806,8 @@ impl Transcriber {
     }
 
     /// Ends the utterance in progress: decodes it (or takes the partial that heard all of
-    /// it) and returns its final. The next utterance starts where this one ends.
+    /// it) and returns its final. The next utterance starts where this one ends. A file's
+    /// final may go to a lane instead, and come from a later call.
     fn finish_utterance(&mut self) -> Result<Vec<Transcript>, TranscribeError> {
         if self.utterance.is_empty() {
             return Ok(Vec::new());
@@ -781,43 +820,140 @@ impl Transcriber {
             return Ok(Vec::new());
         }
         self.rejected.close();
-        let span = Span {
-            start: self.start_of(&utterance),
-            len: utterance.len(),
-            utterance_id: self.next_utterance,
-            is_final: true,
+        let ended = EndedUtterance {
+            span: Span {
+                start: self.start_of(&utterance),
+                len: utterance.len(),
+                utterance_id: self.next_utterance,
+                is_final: true,
+            },
+            speech_end: utterance.speech_end,
+            rejected_audio: self.rejected.total(),
         };
         self.next_utterance += 1;
-        let speech_end = utterance.speech_end;
+        if self.lanes_apply() {
+            return self.hand_to_lane(utterance.audio, ended);
+        }
         // The encoder is sized to the utterance: on the 32-clip corpus 3.4x faster than the
         // full 30 s context at the same WER (0.046); a decode that loops is redone in full.
-        let mut decoded = match partials.into_covering(speech_end) {
+        let decoded = match partials.into_covering(ended.speech_end) {
             Some(decoded) => decoded,
             None => {
                 let deadline = self.final_deadline(utterance.held);
                 self.decode(&utterance.audio, deadline, None)?
             }
         };
+        Ok(self.final_transcript(decoded, &ended).into_iter().collect())
+    }
+
+    /// The final of `ended` from its decode; settles the stream's language and context on it.
+    fn final_transcript(
+        &mut self,
+        mut decoded: Decoded,
+        ended: &EndedUtterance,
+    ) -> Option<Transcript> {
         self.count_late(&decoded);
         let language = decoded.language;
         let detected = decoded.detection.as_ref().map(|d| d.top());
-        drop_tail_hallucination(&mut decoded.segments, speech_end);
+        drop_tail_hallucination(&mut decoded.segments, ended.speech_end);
         // Whisper's last timestamp wanders (into the silence after, or before the last
         // word's end); the detector's last speech frame is within a frame of the truth.
-        if let (Some(end), Some(last)) = (speech_end, decoded.segments.last_mut()) {
+        if let (Some(end), Some(last)) = (ended.speech_end, decoded.segments.last_mut()) {
             last.end = (end as i64).max(last.start);
         }
-        let result = self.transcript(decoded, &span);
+        let result = transcript(decoded, &ended.span).map(|t| Transcript {
+            rejected_audio: ended.rejected_audio,
+            ..t
+        });
         match &result {
             // Only a final that was kept settles the language: not a dropped fragment.
             Some(t) => {
-                let seconds = utterance.len() as f32 / SAMPLE_RATE as f32;
+                let seconds = ended.span.len as f32 / SAMPLE_RATE as f32;
                 self.languages.settle(language, detected, seconds);
                 self.decoder.remember(&t.text);
             }
             None => self.languages.forget_utterance(),
         }
-        Ok(result.into_iter().collect())
+        result
+    }
+
+    /// Whether this final may be decoded in a lane: a file whose utterances do not depend on
+    /// each other (no carried context, no language to detect) and a budget of two threads.
+    fn lanes_apply(&self) -> bool {
+        let plan = self.languages.plan();
+        #[cfg(feature = "fault-injection")]
+        if self.decoder.inject_inference_error {
+            return false;
+        }
+        let options = &self.decoder.options;
+        !self.options.live
+            && !options.carry_context
+            && plan.language.is_some()
+            && !plan.detect
+            && Lanes::count(options.threads, self.decoder.slot.budget.capacity()) > 0
+    }
+
+    /// Hands `audio` to a lane (started on first use, and again after the options change),
+    /// first taking back the finals that make room for it.
+    fn hand_to_lane(
+        &mut self,
+        audio: Vec<f32>,
+        ended: EndedUtterance,
+    ) -> Result<Vec<Transcript>, TranscribeError> {
+        let mut out = Vec::new();
+        let options = &self.decoder.options;
+        if !self.lanes.as_ref().is_some_and(|l| l.built_for(options)) {
+            out.extend(self.take_lane_finals(0)?);
+            let d = &self.decoder;
+            let count = Lanes::count(d.options.threads, d.slot.budget.capacity());
+            self.lanes = Some(Lanes::start(count, &d.model, &d.options, &d.slot));
+        }
+        let lanes = self.lanes.as_ref().expect("lanes started above");
+        // One waiting beyond a decode per lane: a lane never idles while the next cut comes.
+        out.extend(self.take_lane_finals(lanes.len())?);
+        let lanes = self.lanes.as_ref().expect("lanes started above");
+        let result = lanes.submit(audio, self.deadline(true), self.languages.plan());
+        self.pending.push_back(PendingFinal { ended, result });
+        Ok(out)
+    }
+
+    /// Every final still in a lane, in order, once decoded: the text of all the audio pushed
+    /// so far that ended its utterance (before an event that must come after it).
+    pub fn wait_for_lanes(&mut self) -> Result<Vec<Transcript>, TranscribeError> {
+        self.take_lane_finals(0)
+    }
+
+    /// The lanes' finals in order, waiting until at most `keep` are left in flight.
+    fn take_lane_finals(&mut self, keep: usize) -> Result<Vec<Transcript>, TranscribeError> {
+        let mut out = Vec::new();
+        while self.pending.len() > keep {
+            let pending = self.pending.pop_front().expect("more than `keep` pending");
+            let result = pending.result.wait();
+            out.extend(self.lane_final(result, &pending.ended)?);
+        }
+        Ok(out)
+    }
+
+    /// The lanes' finals that are done, in order, without waiting.
+    fn ready_lane_finals(&mut self) -> Result<Vec<Transcript>, TranscribeError> {
+        let mut out = Vec::new();
+        while let Some(result) = self.pending.front().and_then(|p| p.result.ready()) {
+            let pending = self.pending.pop_front().expect("front checked");
+            out.extend(self.lane_final(result, &pending.ended)?);
+        }
+        Ok(out)
+    }
+
+    fn lane_final(
+        &mut self,
+        result: LaneResult,
+        ended: &EndedUtterance,
+    ) -> Result<Option<Transcript>, TranscribeError> {
+        self.decoder.calls += result.calls;
+        self.decoder.decoded_samples += result.samples;
+        let mut decoded = result.decoded?;
+        decoded.language = self.languages.undetected(decoded.language.code);
+        Ok(self.final_transcript(decoded, ended))
     }
 
     /// Decodes `audio` in the language the stream's tracker plans. When the decode detected
@@ -987,6 +1123,7 @@ impl Transcriber {
         self.position += self.carry.len() as u64;
         self.carry.clear();
         out.extend(self.finish_utterance()?);
+        out.extend(self.take_lane_finals(0)?);
         self.rejected.close();
         Ok(out)
     }
@@ -994,6 +1131,8 @@ impl Transcriber {
     /// Forgets pending audio, the stream's context and its detected language, and restarts
     /// the timeline at zero (a new stream or a flush).
     pub fn forget_stream(&mut self) {
+        // Their lanes skip what they have not started.
+        self.pending.clear();
         self.decoder.forget_stream();
         self.languages.forget_stream();
         self.restart_timeline();
