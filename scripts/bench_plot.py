@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 results = json.load(open(sys.argv[1]))["live"]
 fig, (lat, mem) = plt.subplots(1, 2, figsize=(11, 4))
 for shared, label in ((True, "whisperstt, one shared model"), (False, "one model per pipeline")):
-    rows = [r for r in results if r["shared"] == shared]
+    rows = [r for r in results if r["shared"] == shared and not r.get("in_step")]
     n = [r["n"] for r in rows]
     lat.plot(n, [r["latency_p95"] for r in rows], marker="o", label=label + " (p95)")
     lat.plot(n, [r["latency_p50"] for r in rows], marker=".", linestyle="--", label=label + " (p50)")

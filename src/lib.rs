@@ -38,7 +38,7 @@
 //!
 //! // The device and context options default to the CPU and no flash attention.
 //! let err = cache
-//!     .preload("no-such-model", Default::default(), Default::default())
+//!     .preload("no-such-model", Default::default(), Default::default(), Default::default())
 //!     .err()
 //!     .expect("no model has this name");
 //! assert!(err.to_string().starts_with("model 'no-such-model' not found (looked for "));

@@ -205,7 +205,12 @@ fn release_never_races_a_new_request() {
 fn preload_resolves_names_and_pins_the_model() {
     let cache = ModelCache::new();
     let handle = cache
-        .preload("tiny.en", Device::Cpu, ContextOptions::default())
+        .preload(
+            "tiny.en",
+            Device::Cpu,
+            Default::default(),
+            ContextOptions::default(),
+        )
         .unwrap();
     assert_eq!(handle.info().hparams.size_name(), "tiny");
     assert_eq!(cache.stats().live_handles(), 1);

@@ -459,3 +459,57 @@ fn import_reports_progress_tensor_by_tensor() {
     assert_eq!(seen.len(), tensors);
     assert!(seen.iter().enumerate().all(|(i, &p)| p == (i + 1, tensors)));
 }
+
+/// A compute type converts the model once into the converted folder: the converted file has
+/// the type asked for and transcribes as well; asked again, the same file is reused; a
+/// quantised model cannot be converted, and the error says so.
+#[test]
+fn a_compute_type_converts_the_model_once() {
+    use gstwhisperstt::model::compute::{model_file_in, ComputeType};
+    use gstwhisperstt::model::Device;
+    let tmp = tempfile::tempdir().unwrap();
+    let f16 = common::model_path();
+    let bf16 = ComputeType::Weights(ggml::WeightType::Bf16);
+    let converted = model_file_in(&f16, bf16, Device::Cpu, tmp.path()).unwrap();
+    assert_ne!(converted, f16);
+    assert_eq!(
+        ggml::inspect(&converted).unwrap().hparams.weight_type(),
+        "bf16"
+    );
+    let written = std::fs::metadata(&converted).unwrap().modified().unwrap();
+    let again = model_file_in(&f16, bf16, Device::Cpu, tmp.path()).unwrap();
+    assert_eq!(again, converted);
+    assert_eq!(
+        std::fs::metadata(&again).unwrap().modified().unwrap(),
+        written
+    );
+    let stored = model_file_in(&f16, ComputeType::Stored, Device::Cpu, tmp.path()).unwrap();
+    assert_eq!(stored, f16);
+
+    let speech = common::reference_speech();
+    let (wer_bf16, wer_f16) = (
+        common::transcriber_wer(&converted, &speech),
+        common::transcriber_wer(&f16, &speech),
+    );
+    assert!(
+        wer_bf16 <= wer_f16 + 0.02,
+        "bf16 {wer_bf16:.3}, f16 {wer_f16:.3}"
+    );
+
+    let q8 = ComputeType::Weights(ggml::WeightType::Q8_0);
+    let q8_file = model_file_in(&f16, q8, Device::Cpu, tmp.path()).unwrap();
+    let q5 = ComputeType::Weights(ggml::WeightType::Q5_0);
+    let err = model_file_in(&q8_file, q5, Device::Cpu, tmp.path()).unwrap_err();
+    assert!(err.to_string().contains("quantised"), "{err}");
+    let tmp_files = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tmp")
+        })
+        .count();
+    assert_eq!(tmp_files, 0, "a failed conversion leaves no temporary file");
+}

@@ -176,7 +176,15 @@ fn an_overloaded_model_is_reported_and_finals_are_kept() {
             })
         })
         .collect();
-    let model = common::model_path().canonicalize().unwrap();
+    // The file the streams load: the model in the compute type `auto` chooses here.
+    let model = gstwhisperstt::model::compute::model_file(
+        &common::model_path(),
+        gstwhisperstt::model::compute::ComputeType::Auto,
+        gstwhisperstt::model::Device::Cpu,
+    )
+    .unwrap()
+    .canonicalize()
+    .unwrap();
     let mut overloads = 0;
     for run in runs {
         let (finals, partials, warnings, max_lag) = run.join().unwrap();

@@ -25,7 +25,7 @@ fn eight_pipelines_share_one_model_then_release_it() {
     let (audio, reference) = common::reference_speech().into_iter().next().unwrap();
     let description = |i: usize| {
         format!(
-            "{} ! whispersink name=stt{i} model={} model-idle-timeout=1",
+            "{} ! whispersink name=stt{i} model={} compute-type=stored model-idle-timeout=1",
             pipeline::source(&audio),
             model.display()
         )

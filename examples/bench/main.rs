@@ -55,6 +55,7 @@ fn main() {
             args[1].parse().unwrap(),
             args[2] == "shared",
             args[3].parse().unwrap(),
+            args.get(4).is_some_and(|a| a == "in-step"),
         ),
         Some("files") => {
             // Only the file-mode table, for the systems named (all without names).
@@ -133,7 +134,12 @@ fn file_mode_whisperstt(files: &[String]) -> Value {
     let started = Instant::now();
     // Held for the run: every pipeline below reuses it, as in a server.
     let _model = gstwhisperstt::model::cache::global()
-        .preload("tiny.en", Default::default(), Default::default())
+        .preload(
+            "tiny.en",
+            Default::default(),
+            Default::default(),
+            Default::default(),
+        )
         .unwrap();
     let load = started.elapsed();
     let started = Instant::now();
@@ -204,8 +210,10 @@ pub(crate) struct LiveLog {
 }
 
 /// N live pipelines, each fed its own part of the 2-minute recording in real time for
-/// `seconds`, on one shared model (or one model each with `shared` false).
-fn live(n: usize, shared: bool, seconds: f64) -> Value {
+/// `seconds`, on one shared model (or one model each with `shared` false); `in_step`: all
+/// fed the same part, so that every stream's utterances end at the same moments (the worst
+/// case for finals).
+fn live(n: usize, shared: bool, seconds: f64, in_step: bool) -> Value {
     common::pipeline::init();
     gstwhisperstt::model::cache::global().set_sharing(shared);
     let (long, _, _) = common::long_recording();
@@ -217,7 +225,11 @@ fn live(n: usize, shared: bool, seconds: f64) -> Value {
     // Each stream starts somewhere else in the recording: different words.
     let streams = (0..n)
         .map(|i| {
-            let offset = (i * 7 * 16_000) % speech.len();
+            let offset = if in_step {
+                0
+            } else {
+                (i * 7 * 16_000) % speech.len()
+            };
             (0..samples)
                 .map(|j| speech[(offset + j) % speech.len()])
                 .collect()
@@ -662,15 +674,21 @@ fn orchestrate(quick: bool, files_only: Option<&[String]>) {
     println!("| N | model | finals | final latency p50 s | p95 s | partial every s | max lag s | overload warnings | RSS MB | RSS per extra stream MB | loads | ready 2..N max ms |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut live_results = Vec::new();
-    for shared in [true, false] {
+    let runs = [
+        (true, false, vec![1usize, 2, 4, 8, 16]),
+        (false, false, vec![1, 2, 4, 8, 16]),
+        (true, true, vec![8, 16]),
+    ];
+    for (shared, in_step, counts) in runs {
         let mut rss_one = None;
-        for n in [1usize, 2, 4, 8, 16] {
-            eprintln!("live: {n} pipelines, shared {shared}");
+        for n in counts {
+            eprintln!("live: {n} pipelines, shared {shared}, in step {in_step}");
             let r = measure(this_binary(&[
                 "live",
                 &n.to_string(),
                 if shared { "shared" } else { "private" },
                 &seconds.to_string(),
+                if in_step { "in-step" } else { "staggered" },
             ]));
             let floats = |k: &str| -> Vec<f64> { serde_json::from_value(r[k].clone()).unwrap() };
             let delays = floats("final_delays");
@@ -686,9 +704,13 @@ fn orchestrate(quick: bool, files_only: Option<&[String]>) {
             let ready_rest = ready.iter().skip(1).copied().fold(f64::NAN, f64::max);
             // NaN (printed "NaN"): every partial pass was shed.
             let cadence = gaps.iter().sum::<f64>() / gaps.len() as f64;
+            let model = match (shared, in_step) {
+                (true, true) => "shared, in step",
+                (true, false) => "shared",
+                (false, _) => "one per pipeline",
+            };
             println!(
-                "| {n} | {} | {} | {:.2} | {:.2} | {cadence:.2} | {:.2} | {} | {:.0} | {:.0} | {} | {:.0} |",
-                if shared { "shared" } else { "one per pipeline" },
+                "| {n} | {model} | {} | {:.2} | {:.2} | {cadence:.2} | {:.2} | {} | {:.0} | {:.0} | {} | {:.0} |",
                 delays.len(),
                 percentile(&delays, 0.5),
                 percentile(&delays, 0.95),
@@ -703,7 +725,7 @@ fn orchestrate(quick: bool, files_only: Option<&[String]>) {
             if !errors.is_empty() {
                 println!("\n(errors: {errors:?})\n");
             }
-            live_results.push(json!({"n": n, "shared": shared, "finals": delays.len(),
+            live_results.push(json!({"n": n, "shared": shared, "in_step": in_step, "finals": delays.len(),
                 "latency_p50": percentile(&delays, 0.5), "latency_p95": percentile(&delays, 0.95),
                 "partial_cadence": cadence, "max_lag": r["max_lag"], "overload_warnings": r["overload_warnings"],
                 "late_warnings": r["late_warnings"], "rss": rss, "rss_per_extra_stream": per_extra,

@@ -95,7 +95,12 @@ fn run(config: Config) -> Result<(), String> {
         true => {
             let started = std::time::Instant::now();
             let handle = cache::global()
-                .preload(&config.model, Default::default(), Default::default())
+                .preload(
+                    &config.model,
+                    Default::default(),
+                    Default::default(),
+                    Default::default(),
+                )
                 .map_err(|e| e.to_string())?;
             let stats = cache::global().stats();
             eprintln!(

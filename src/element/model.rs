@@ -5,7 +5,7 @@
 use super::settings::StartConfig;
 use crate::model::cache::{self, CachedModel, ModelAction, ModelEvent, ModelHandle, Subscription};
 use crate::model::{
-    locate, IdleTimeout, ModelError, ModelKey, ModelKind, SileroModel, WhisperModel,
+    compute, locate, IdleTimeout, ModelError, ModelKey, ModelKind, SileroModel, WhisperModel,
 };
 use crate::scheduler::DecodeSlot;
 use crate::transcriber::{TranscribeError, Transcriber};
@@ -178,7 +178,10 @@ fn build_transcriber(
     watch: &ModelWatch,
     slot: DecodeSlot,
 ) -> Result<Transcriber, LoadError> {
-    let whisper_key = |path: &std::path::Path| ModelKey::new(path, config.device, config.context);
+    let whisper_key = |path: &std::path::Path| {
+        let file = compute::model_file(path, config.compute, config.device)?;
+        ModelKey::new(&file, config.device, config.context)
+    };
     let idle = config.idle_timeout;
     let model = watch.acquire::<WhisperModel>(element, &config.model, whisper_key, idle)?;
     let mut transcriber = Transcriber::new(model, &config.decode, config.stream.clone(), slot)?;

@@ -6,6 +6,8 @@
 //! property's group is its mutability: a start property's setter can only reach
 //! `StartSettings`, and its ParamSpec gets its flags from the group.
 
+use crate::model::compute::ComputeType;
+use crate::model::ggml::WeightType;
 use crate::model::{ContextOptions, Device, IdleTimeout, ModelError};
 use crate::subtitles::{SubtitleFormat, UnknownSubtitleFormat};
 use crate::transcriber::{
@@ -45,6 +47,7 @@ pub struct StartConfig {
     /// The `model` property as written, for messages.
     pub model: String,
     pub device: Device,
+    pub compute: ComputeType,
     pub context: ContextOptions,
     /// `None`: the cache's process default.
     pub idle_timeout: Option<IdleTimeout>,
@@ -59,6 +62,7 @@ pub struct StartConfig {
 pub struct StartSettings {
     pub model: String,
     pub device: Device,
+    pub compute_type: ComputeTypeMode,
     pub flash_attn: bool,
     /// `None`: the cache's process default.
     pub idle_timeout: Option<IdleTimeout>,
@@ -165,6 +169,53 @@ impl From<LanguageDetectionMode> for LanguageDetection {
     }
 }
 
+/// The weights' type whisper.cpp computes with (the engine's `ComputeType`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstWhisperSttComputeType")]
+pub enum ComputeTypeMode {
+    #[default]
+    #[enum_value(
+        name = "bf16 for an f16 model on CPUs with bf16 dot products (AVX512-BF16, AMX-BF16): \
+                as accurate, faster; else as the file stores them",
+        nick = "auto"
+    )]
+    Auto = 0,
+    #[enum_value(name = "As the model file stores them, unconverted", nick = "stored")]
+    Stored = 1,
+    #[enum_value(name = "16-bit floats", nick = "f16")]
+    F16 = 2,
+    #[enum_value(
+        name = "bfloat16: fast where the CPU has bf16 dot products",
+        nick = "bf16"
+    )]
+    Bf16 = 3,
+    #[enum_value(
+        name = "8-bit blocks: half the size, a little less accurate",
+        nick = "q8_0"
+    )]
+    Q8_0 = 4,
+    #[enum_value(name = "5-bit blocks: smaller, less accurate", nick = "q5_0")]
+    Q5_0 = 5,
+    #[enum_value(name = "4-bit blocks: smallest, least accurate", nick = "q4_0")]
+    Q4_0 = 6,
+}
+
+impl From<ComputeTypeMode> for ComputeType {
+    fn from(mode: ComputeTypeMode) -> Self {
+        let weights = |w| ComputeType::Weights(w);
+        match mode {
+            ComputeTypeMode::Auto => ComputeType::Auto,
+            ComputeTypeMode::Stored => ComputeType::Stored,
+            ComputeTypeMode::F16 => weights(WeightType::F16),
+            ComputeTypeMode::Bf16 => weights(WeightType::Bf16),
+            ComputeTypeMode::Q8_0 => weights(WeightType::Q8_0),
+            ComputeTypeMode::Q5_0 => weights(WeightType::Q5_0),
+            ComputeTypeMode::Q4_0 => weights(WeightType::Q4_0),
+        }
+    }
+}
+
 impl Default for Settings {
     /// The engine's own defaults.
     fn default() -> Self {
@@ -175,6 +226,7 @@ impl Default for Settings {
             start: StartSettings {
                 model: DEFAULT_MODEL.into(),
                 device: Device::default(),
+                compute_type: ComputeTypeMode::default(),
                 flash_attn: ContextOptions::default().flash_attn,
                 idle_timeout: None,
                 latency: stream.latency,
@@ -373,7 +425,7 @@ fn table() -> Vec<Property> {
                     "Whisper model: a whisper.cpp ggml file, a faster-whisper (CTranslate2) model \
                      directory (imported once), or a name such as tiny.en looked up in the models \
                      directory ($WHISPERSTT_MODEL_DIR, else ~/.local/share/whisperstt/models). \
-                     Shared by every element in the process that uses the same file, device and flash-attn",
+                     Shared by every element in the process that uses the same file, device, compute-type and flash-attn",
                 )
                 .default_value(Some(DEFAULT_MODEL))
                 .flags(f).build(),
@@ -388,6 +440,18 @@ fn table() -> Vec<Property> {
                 .flags(f).build(),
             |s| s.device.to_string().to_value(),
             |s, v| { s.device = text(v).parse()?; Ok(()) },
+        ),
+        Property::start(
+            |f| glib::ParamSpecEnum::builder_with_default("compute-type", start.compute_type)
+                .nick("Compute type")
+                .blurb(
+                    "The weights' type whisper.cpp computes with. A model stored in another \
+                     type is converted once (from f16, bf16 or f32) and kept in the models \
+                     directory's converted/ folder; each type is a separate cached model",
+                )
+                .flags(f).build(),
+            |s| s.compute_type.to_value(),
+            |s, v| { s.compute_type = v.get().unwrap(); Ok(()) },
         ),
         Property::start(
             |f| glib::ParamSpecBoolean::builder("flash-attn")
@@ -805,6 +869,7 @@ impl Settings {
         StartConfig {
             model: start.model.clone(),
             device: start.device,
+            compute: start.compute_type.into(),
             context: ContextOptions {
                 flash_attn: start.flash_attn,
             },

@@ -4,6 +4,7 @@
 //! Whisper models and Silero voice detectors live side by side in it, each behind a handle of
 //! its own type.
 
+use super::compute::{self, ComputeType};
 use super::key::{ContextOptions, Device, IdleTimeout, ModelKey, ModelKind};
 use super::{locate, ModelError, SileroModel, WhisperModel, DEFAULT_IDLE_TIMEOUT, GPU_BUILD};
 use once_cell::sync::Lazy;
@@ -695,16 +696,18 @@ impl ModelCache {
         (result.map(|loaded| (loaded, Acquisition::Loaded)), event)
     }
 
-    /// Resolves a model name or path (see [`locate::resolve`]) and acquires it: what an
-    /// application calls at start-up to have a model ready before the first pipeline. Keep the
-    /// handle to keep the model loaded.
+    /// Resolves a model name or path (see [`locate::resolve`]) and acquires it in `compute`:
+    /// what an application calls at start-up to have a model ready before the first pipeline
+    /// (with the elements' `compute-type`, `device` and `flash-attn`, it is their model). Keep
+    /// the handle to keep the model loaded.
     pub fn preload(
         &self,
         model: &str,
         device: Device,
+        compute: ComputeType,
         options: ContextOptions,
     ) -> Result<WhisperHandle, ModelError> {
-        let path = locate::resolve(model)?;
+        let path = compute::model_file(&locate::resolve(model)?, compute, device)?;
         self.acquire(&ModelKey::new(&path, device, options)?, None)
     }
 

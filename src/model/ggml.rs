@@ -174,17 +174,17 @@ impl TensorType {
         match id {
             0 => Some(TensorType::F32),
             1 => Some(TensorType::F16),
-            2 => q(32, 18),    // q4_0
-            3 => q(32, 20),    // q4_1
-            6 => q(32, 22),    // q5_0
-            7 => q(32, 24),    // q5_1
-            8 => q(32, 34),    // q8_0
-            10 => q(256, 84),  // q2_k
-            11 => q(256, 110), // q3_k
-            12 => q(256, 144), // q4_k
-            13 => q(256, 176), // q5_k
-            14 => q(256, 210), // q6_k
-            30 => q(1, 2),     // bf16
+            2 => q(32, 18),     // q4_0
+            3 => q(32, 20),     // q4_1
+            6 => q(32, 22),     // q5_0
+            7 => q(32, 24),     // q5_1
+            8 => q(32, 34),     // q8_0
+            10 => q(256, 84),   // q2_k
+            11 => q(256, 110),  // q3_k
+            12 => q(256, 144),  // q4_k
+            13 => q(256, 176),  // q5_k
+            14 => q(256, 210),  // q6_k
+            BF16_ID => q(1, 2), // bf16
             _ => None,
         }
     }
@@ -412,9 +412,9 @@ pub fn inspect_bytes(data: &[u8], path: &Path) -> Result<ModelInfo, ModelError> 
 
 fn check_model<R: Read + Seek>(mut r: Reader<R>) -> Result<ModelInfo, ModelError> {
     let hp = header(&mut r)?;
-    skip_mel_filters(&mut r, &hp)?;
-    let n_tokens = skip_vocabulary(&mut r, &hp)?;
-    let n_tensors = check_tensors(&mut r, &hp)?;
+    mel_filters(&mut r, &hp)?;
+    let n_tokens = vocabulary(&mut r, &hp)?.len();
+    let n_tensors = walk_tensors(&mut r, &hp, |r, _, _, size| r.skip(size, "tensor data"))?;
     Ok(ModelInfo {
         hparams: hp,
         file_size: r.len,
@@ -423,7 +423,7 @@ fn check_model<R: Read + Seek>(mut r: Reader<R>) -> Result<ModelInfo, ModelError
     })
 }
 
-fn skip_mel_filters<R: Read + Seek>(r: &mut Reader<R>, hp: &Hparams) -> Result<(), ModelError> {
+fn mel_filters<R: Read + Seek>(r: &mut Reader<R>, hp: &Hparams) -> Result<Vec<f32>, ModelError> {
     let (n_mel, n_fft) = (r.i32("mel filters")?, r.i32("mel filters")?);
     if n_mel != hp.n_mels || n_fft as usize != MEL_BINS {
         return Err(r.bad(format!(
@@ -431,11 +431,15 @@ fn skip_mel_filters<R: Read + Seek>(r: &mut Reader<R>, hp: &Hparams) -> Result<(
             hp.n_mels
         )));
     }
-    r.skip(n_mel as u64 * n_fft as u64 * 4, "mel filters")
+    let bytes = r.bytes(n_mel as u64 * n_fft as u64 * 4, "mel filters")?;
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect())
 }
 
-/// The vocabulary's token count, having checked each token's length.
-fn skip_vocabulary<R: Read + Seek>(r: &mut Reader<R>, hp: &Hparams) -> Result<usize, ModelError> {
+/// The tokens, each checked for its length.
+fn vocabulary<R: Read + Seek>(r: &mut Reader<R>, hp: &Hparams) -> Result<Vec<Vec<u8>>, ModelError> {
     let n_tokens = r.i32("vocabulary")?;
     if n_tokens <= 0 || n_tokens > hp.n_vocab {
         return Err(r.bad(format!(
@@ -443,19 +447,25 @@ fn skip_vocabulary<R: Read + Seek>(r: &mut Reader<R>, hp: &Hparams) -> Result<us
             hp.n_vocab
         )));
     }
-    for i in 0..n_tokens {
-        let len = r.i32("vocabulary")?;
-        if !(0..=1024).contains(&len) {
-            return Err(r.bad(format!("token {i} has length {len}")));
-        }
-        r.skip(len as u64, "vocabulary")?;
-    }
-    Ok(n_tokens as usize)
+    (0..n_tokens)
+        .map(|i| {
+            let len = r.i32("vocabulary")?;
+            if !(0..=1024).contains(&len) {
+                return Err(r.bad(format!("token {i} has length {len}")));
+            }
+            r.bytes(len as u64, "vocabulary")
+        })
+        .collect()
 }
 
-/// Reads every tensor to the end of the file: each must be one a model of this size has,
-/// once, with its shape, and fit the file. Returns how many there are.
-fn check_tensors<R: Read + Seek>(r: &mut Reader<R>, hp: &Hparams) -> Result<usize, ModelError> {
+/// Reads every tensor header to the end of the file, handing each tensor's data (of `size`
+/// bytes, next in `r`) to `each`: each must be one a model of this size has, once, with its
+/// shape, and fit the file. Returns how many there are.
+fn walk_tensors<R: Read + Seek>(
+    r: &mut Reader<R>,
+    hp: &Hparams,
+    mut each: impl FnMut(&mut Reader<R>, TensorSpec, TensorType, u64) -> Result<(), ModelError>,
+) -> Result<usize, ModelError> {
     let mut expected: std::collections::HashMap<String, Vec<u64>> = expected_tensors(hp)
         .into_iter()
         .map(|t| (t.name, t.ne))
@@ -481,7 +491,7 @@ fn check_tensors<R: Read + Seek>(r: &mut Reader<R>, hp: &Hparams) -> Result<usiz
                 "tensor '{name}' does not fit its type's block size"
             ))
         })?;
-        r.skip(size, "tensor data")?;
+        each(r, TensorSpec { name, ne }, ttype, size)?;
         n_tensors += 1;
     }
     if !expected.is_empty() {
@@ -495,6 +505,60 @@ fn check_tensors<R: Read + Seek>(r: &mut Reader<R>, hp: &Hparams) -> Result<usiz
     }
     Ok(n_tensors)
 }
+
+/// Writes the Whisper model `src` to `out` with its matrices as `weights`: the vocabulary and
+/// mel filters as they are, each tensor by the importer's rules. The source's matrices must
+/// be f16, bf16 or f32 (a quantised file cannot give the weights back).
+pub fn retype<W: Write>(src: &Path, out: W, weights: WeightType) -> Result<W, ModelError> {
+    let mut r = open(src)?;
+    let hp = header(&mut r)?;
+    let filters = mel_filters(&mut r, &hp)?;
+    let tokens = vocabulary(&mut r, &hp)?;
+    let hp = Hparams {
+        ftype: weights.ftype(),
+        ..hp
+    };
+    let mut w = Writer::new(out, &hp, &filters, &tokens).map_err(|e| ModelError::io(src, &e))?;
+    walk_tensors(&mut r, &hp, |r, spec, ttype, size| {
+        let data = r.bytes(size, "tensor data")?;
+        let values = values_of(ttype, &data).ok_or_else(|| {
+            r.bad(format!(
+                "tensor '{}' is quantised (type {}): convert from an f16 model",
+                spec.name,
+                ttype.id()
+            ))
+        })?;
+        w.tensor(&spec, &values)
+            .map_err(|e| ModelError::io(src, &e))
+    })?;
+    w.finish().map_err(|e| ModelError::io(src, &e))
+}
+
+/// A tensor's values from its f32, f16 or bf16 data; `None` for a quantised type.
+fn values_of(ttype: TensorType, data: &[u8]) -> Option<Vec<f32>> {
+    let pairs = || data.chunks_exact(2).map(|b| [b[0], b[1]]);
+    match ttype {
+        TensorType::F32 => Some(
+            data.chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect(),
+        ),
+        TensorType::F16 => Some(
+            pairs()
+                .map(|b| half::f16::from_le_bytes(b).to_f32())
+                .collect(),
+        ),
+        TensorType::Quant { id: BF16_ID, .. } => Some(
+            pairs()
+                .map(|b| half::bf16::from_le_bytes(b).to_f32())
+                .collect(),
+        ),
+        TensorType::Quant { .. } => None,
+    }
+}
+
+/// ggml's type id for bf16.
+const BF16_ID: u32 = 30;
 
 /// Tensor `index`'s name, shape and type id.
 fn tensor_header<R: Read + Seek>(

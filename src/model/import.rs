@@ -203,21 +203,7 @@ pub fn import_dir_reporting(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<ImportReport, ModelError> {
     let source = SourceDir::read(src_dir, weights)?;
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, &e))?;
-    let tmp = tempfile_in(dir, out);
-    // Check what was written before anything can load it.
-    let written = source
-        .write(&tmp, progress)
-        .and_then(|()| ggml::inspect(&tmp).map(|_| ()));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    std::fs::rename(&tmp, out).map_err(|e| ModelError::io(out, &e))?;
+    write_atomically(out, |tmp| source.write(tmp, progress))?;
     let bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
     Ok(ImportReport {
         output: out.to_path_buf(),
@@ -225,6 +211,28 @@ pub fn import_dir_reporting(
         source_type: source_type(&source.model),
         bytes,
     })
+}
+
+/// Writes a model to `out` through `write` (given a temporary path beside it), checks it as
+/// whisper.cpp will read it, and renames it into place: a reader never sees half a file, and
+/// concurrent writers both succeed.
+pub(super) fn write_atomically(
+    out: &Path,
+    write: impl FnOnce(&Path) -> Result<(), ModelError>,
+) -> Result<(), ModelError> {
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, &e))?;
+    let tmp = tempfile_in(dir, out);
+    // Check what was written before anything can load it.
+    let written = write(&tmp).and_then(|()| ggml::inspect(&tmp).map(|_| ()));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, out).map_err(|e| ModelError::io(out, &e))
 }
 
 /// A faster-whisper directory, read and checked: its model, the ggml hyper-parameters it

@@ -25,6 +25,11 @@ pub fn import_cache_dir() -> PathBuf {
     models_dir().join("imported")
 }
 
+/// Where models converted to another compute type are kept.
+pub fn converted_dir() -> PathBuf {
+    models_dir().join("converted")
+}
+
 /// True when the text names a file or directory rather than a short model name.
 fn looks_like_path(spec: &str) -> bool {
     spec.contains(std::path::MAIN_SEPARATOR) || spec.contains('/') || spec.ends_with(".bin")

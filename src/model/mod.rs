@@ -3,6 +3,7 @@
 //! them across the process. Nothing here depends on GStreamer.
 
 pub mod cache;
+pub mod compute;
 pub mod ct2;
 mod error;
 pub mod ggml;

@@ -293,6 +293,11 @@ impl Decoder {
         initial.iter().chain(context).copied().collect()
     }
 
+    /// At most `threads` for the next decodes (a lane sharing the stream's with others).
+    pub fn set_threads(&mut self, threads: u32) {
+        self.options.threads = threads;
+    }
+
     /// Called with each final's text: the context for the next utterance of this stream.
     pub fn remember(&mut self, text: &str) {
         if self.options.carry_context {

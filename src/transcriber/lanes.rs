@@ -12,7 +12,7 @@ use super::segment::Decoded;
 use super::{DecodeOptions, TranscribeError};
 use crate::model::WhisperModel;
 use crate::scheduler::DecodeSlot;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -83,6 +83,8 @@ pub(super) struct Lanes {
     jobs: Option<Sender<Job>>,
     threads: Vec<JoinHandle<()>>,
     options: DecodeOptions,
+    /// Jobs submitted and not yet done.
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl Lanes {
@@ -95,7 +97,8 @@ impl Lanes {
         }
     }
 
-    /// Starts `count` lanes decoding on `model` with `options` on one thread each.
+    /// Starts `count` lanes decoding on `model` with `options`: one thread each while others
+    /// decode, all the stream's threads when one decodes alone (a file of one utterance).
     pub fn start(
         count: u32,
         model: &Arc<WhisperModel>,
@@ -104,21 +107,18 @@ impl Lanes {
     ) -> Self {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
-        let lane_options = DecodeOptions {
-            threads: 1,
-            ..options.clone()
-        };
+        let in_flight = Arc::new(AtomicUsize::new(0));
         let threads = (0..count)
             .map(|i| {
-                let (queue, model, options, slot) = (
-                    queue.clone(),
-                    model.clone(),
-                    lane_options.clone(),
-                    slot.clone(),
-                );
+                let lane = Lane {
+                    queue: queue.clone(),
+                    in_flight: in_flight.clone(),
+                    threads: options.threads,
+                };
+                let (model, options, slot) = (model.clone(), options.clone(), slot.clone());
                 std::thread::Builder::new()
                     .name(format!("whisperstt-lane{i}"))
-                    .spawn(move || run_lane(&queue, model, &options, slot))
+                    .spawn(move || lane.run(model, &options, slot))
                     .expect("cannot start a decode lane thread")
             })
             .collect();
@@ -126,6 +126,7 @@ impl Lanes {
             jobs: Some(jobs),
             threads,
             options: options.clone(),
+            in_flight,
         }
     }
 
@@ -145,6 +146,7 @@ impl Lanes {
             reply,
             abandoned: abandoned.clone(),
         };
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
         // Lanes only end when `jobs` is dropped; a send that fails shows as a lost result.
         let _ = self.jobs.as_ref().map(|jobs| jobs.send(job));
         Pending { result, abandoned }
@@ -165,39 +167,49 @@ impl Drop for Lanes {
     }
 }
 
-/// A lane: takes jobs until the stream drops its lanes, decoding each with its own decoder.
-fn run_lane(
-    queue: &Mutex<Receiver<Job>>,
-    model: Arc<WhisperModel>,
-    options: &DecodeOptions,
-    slot: DecodeSlot,
-) {
-    let mut decoder = Decoder::new(model, options, slot);
-    loop {
-        let job = match queue.lock().unwrap().recv() {
-            Ok(job) => job,
-            Err(_) => return,
-        };
-        if job.abandoned.load(Ordering::Relaxed) {
-            continue;
-        }
-        let result = match decoder.as_mut() {
-            Ok(d) => {
-                let (calls, samples) = (d.calls, d.decoded_samples);
-                let decoded = d.decode(&job.audio, job.deadline, None, job.plan);
-                LaneResult {
-                    decoded,
-                    calls: d.calls - calls,
-                    samples: d.decoded_samples - samples,
-                }
+/// One lane's share of its stream's lanes.
+struct Lane {
+    queue: Arc<Mutex<Receiver<Job>>>,
+    in_flight: Arc<AtomicUsize>,
+    /// The stream's threads: a decode alone in the lanes takes them all, others one each.
+    threads: u32,
+}
+
+impl Lane {
+    /// Takes jobs until the stream drops its lanes, decoding each with its own decoder.
+    fn run(self, model: Arc<WhisperModel>, options: &DecodeOptions, slot: DecodeSlot) {
+        let mut decoder = Decoder::new(model, options, slot);
+        loop {
+            let job = match self.queue.lock().unwrap().recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            };
+            let result = match (job.abandoned.load(Ordering::Relaxed), decoder.as_mut()) {
+                (true, _) => None,
+                (false, Ok(d)) => Some(self.decode(d, &job)),
+                (false, Err(e)) => Some(LaneResult {
+                    decoded: Err(TranscribeError::LaneStart(e.to_string())),
+                    calls: 0,
+                    samples: 0,
+                }),
+            };
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            if let Some(result) = result {
+                let _ = job.reply.send(result);
             }
-            Err(e) => LaneResult {
-                decoded: Err(TranscribeError::LaneStart(e.to_string())),
-                calls: 0,
-                samples: 0,
-            },
-        };
-        let _ = job.reply.send(result);
+        }
+    }
+
+    fn decode(&self, decoder: &mut Decoder, job: &Job) -> LaneResult {
+        let alone = self.in_flight.load(Ordering::SeqCst) == 1;
+        decoder.set_threads(if alone { self.threads } else { 1 });
+        let (calls, samples) = (decoder.calls, decoder.decoded_samples);
+        let decoded = decoder.decode(&job.audio, job.deadline, None, job.plan);
+        LaneResult {
+            decoded,
+            calls: decoder.calls - calls,
+            samples: decoder.decoded_samples - samples,
+        }
     }
 }
 
