@@ -460,9 +460,9 @@ fn import_reports_progress_tensor_by_tensor() {
     assert!(seen.iter().enumerate().all(|(i, &p)| p == (i + 1, tensors)));
 }
 
-/// A compute type converts the model once into the converted folder: the converted file has
-/// the type asked for and transcribes as well; asked again, the same file is reused; a
-/// quantised model cannot be converted, and the error says so.
+/// A compute type converts the model once, into the first directory that takes it: the
+/// converted file has the type asked for and transcribes as well; asked again, the same file
+/// is reused; a quantised model cannot be converted, and the error says so.
 #[test]
 fn a_compute_type_converts_the_model_once() {
     use gstwhisperstt::model::compute::{model_file_in, ComputeType};
@@ -470,20 +470,23 @@ fn a_compute_type_converts_the_model_once() {
     let tmp = tempfile::tempdir().unwrap();
     let f16 = common::model_path();
     let bf16 = ComputeType::Weights(ggml::WeightType::Bf16);
-    let converted = model_file_in(&f16, bf16, Device::Cpu, tmp.path()).unwrap();
-    assert_ne!(converted, f16);
+    // The first directory cannot be made (a file is in the way): the next one takes it.
+    std::fs::write(tmp.path().join("a-file"), b"").unwrap();
+    let dirs = [tmp.path().join("a-file/sub"), tmp.path().to_path_buf()];
+    let converted = model_file_in(&f16, bf16, Device::Cpu, &dirs).unwrap();
+    assert_eq!(converted.parent(), Some(tmp.path()));
     assert_eq!(
         ggml::inspect(&converted).unwrap().hparams.weight_type(),
         "bf16"
     );
     let written = std::fs::metadata(&converted).unwrap().modified().unwrap();
-    let again = model_file_in(&f16, bf16, Device::Cpu, tmp.path()).unwrap();
+    let again = model_file_in(&f16, bf16, Device::Cpu, &dirs).unwrap();
     assert_eq!(again, converted);
     assert_eq!(
         std::fs::metadata(&again).unwrap().modified().unwrap(),
         written
     );
-    let stored = model_file_in(&f16, ComputeType::Stored, Device::Cpu, tmp.path()).unwrap();
+    let stored = model_file_in(&f16, ComputeType::Stored, Device::Cpu, &dirs).unwrap();
     assert_eq!(stored, f16);
 
     let speech = common::reference_speech();
@@ -497,9 +500,9 @@ fn a_compute_type_converts_the_model_once() {
     );
 
     let q8 = ComputeType::Weights(ggml::WeightType::Q8_0);
-    let q8_file = model_file_in(&f16, q8, Device::Cpu, tmp.path()).unwrap();
+    let q8_file = model_file_in(&f16, q8, Device::Cpu, &dirs).unwrap();
     let q5 = ComputeType::Weights(ggml::WeightType::Q5_0);
-    let err = model_file_in(&q8_file, q5, Device::Cpu, tmp.path()).unwrap_err();
+    let err = model_file_in(&q8_file, q5, Device::Cpu, &dirs).unwrap_err();
     assert!(err.to_string().contains("quantised"), "{err}");
     let tmp_files = std::fs::read_dir(tmp.path())
         .unwrap()

@@ -446,8 +446,9 @@ fn table() -> Vec<Property> {
                 .nick("Compute type")
                 .blurb(
                     "The weights' type whisper.cpp computes with. A model stored in another \
-                     type is converted once (from f16, bf16 or f32) and kept in the models \
-                     directory's converted/ folder; each type is a separate cached model",
+                     type is converted once (from f16, bf16 or f32) and kept beside it (or in \
+                     the models directory's converted/ folder); each type is a separate cached \
+                     model",
                 )
                 .flags(f).build(),
             |s| s.compute_type.to_value(),

@@ -1,6 +1,6 @@
 //! Compute types: the type of the weights whisper.cpp multiplies with. A model file stored in
-//! one type is converted once into another and kept in the models directory's `converted/`
-//! folder, so every later load (in this process or the next) reads the converted file.
+//! one type is converted once into another and kept beside it, so every later load (in this
+//! process or the next) reads the converted file.
 
 use super::ggml::{self, WeightType};
 use super::{Device, ModelError};
@@ -60,23 +60,28 @@ impl ComputeType {
     }
 }
 
-/// The file to load for `path` in `compute` on `device`: `path` itself, or its conversion
-/// (made on first use in the models directory's `converted/`). Elements and
-/// `ModelCache::preload` both load what this gives.
+/// The file to load for `path` in `compute` on `device`: `path` itself, or its conversion,
+/// made on first use beside it (or in the models directory's `converted/` where its own
+/// directory is read-only). Elements and `ModelCache::preload` both load what this gives.
 pub fn model_file(
     path: &Path,
     compute: ComputeType,
     device: Device,
 ) -> Result<PathBuf, ModelError> {
-    model_file_in(path, compute, device, &super::locate::converted_dir())
+    let beside = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let dirs = [
+        beside.unwrap_or(Path::new(".")).to_path_buf(),
+        super::locate::converted_dir(),
+    ];
+    model_file_in(path, compute, device, &dirs)
 }
 
-/// `model_file`, converting into `converted_dir`.
+/// `model_file`, converting into the first of `dirs` that takes the file.
 pub fn model_file_in(
     path: &Path,
     compute: ComputeType,
     device: Device,
-    converted_dir: &Path,
+    dirs: &[PathBuf],
 ) -> Result<PathBuf, ModelError> {
     // A file that is no model loads as it is: the load names what is wrong with it.
     let Ok(stored) = ggml::read_hparams(path) else {
@@ -84,14 +89,41 @@ pub fn model_file_in(
     };
     match compute.target(stored.weight_type(), device, CpuFeatures::of_this_machine()) {
         None => Ok(path.to_path_buf()),
-        Some(weights) => converted(path, weights, converted_dir),
+        Some(weights) => converted(path, weights, dirs),
     }
 }
 
-/// `path` converted to `weights` in `dir`, named by the source's identity (canonical path,
-/// size, modification time), so a replaced source is converted again.
-fn converted(path: &Path, weights: WeightType, dir: &Path) -> Result<PathBuf, ModelError> {
+/// `path` converted to `weights`: found in any of `dirs`, or written into the first that
+/// can be written.
+fn converted(path: &Path, weights: WeightType, dirs: &[PathBuf]) -> Result<PathBuf, ModelError> {
     static CONVERTING: Mutex<()> = Mutex::new(());
+    let name = converted_name(path, weights)?;
+    // One conversion at a time in the process: two streams asking at once convert once.
+    let _one = CONVERTING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(done) = dirs.iter().map(|d| d.join(&name)).find(|p| p.is_file()) {
+        return Ok(done);
+    }
+    let mut failed = None;
+    for dir in dirs {
+        let out = dir.join(&name);
+        let written = super::import::write_atomically(&out, |tmp| {
+            let io = |e: std::io::Error| ModelError::io(tmp, &e);
+            let file = std::fs::File::create(tmp).map_err(io)?;
+            ggml::retype(path, file, weights)?.sync_all().map_err(io)
+        });
+        match written {
+            Ok(()) => return Ok(out),
+            // Only a directory that cannot be written sends it on to the next.
+            Err(e @ ModelError::Io { .. }) => failed = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(failed.unwrap_or_else(|| ModelError::invalid(path, "no directory to convert it into")))
+}
+
+/// The converted file's name: the source's stem, a digest of its identity (canonical path,
+/// size, modification time: a replaced source is converted again), and the type.
+fn converted_name(path: &Path, weights: WeightType) -> Result<String, ModelError> {
     let meta = std::fs::metadata(path).map_err(|e| ModelError::io(path, &e))?;
     let canonical = path.canonicalize().map_err(|e| ModelError::io(path, &e))?;
     let modified = meta.modified().map_err(|e| ModelError::io(path, &e))?;
@@ -106,17 +138,7 @@ fn converted(path: &Path, weights: WeightType, dir: &Path) -> Result<PathBuf, Mo
     let stem = path
         .file_stem()
         .map_or("model".into(), |s| s.to_string_lossy());
-    let out = dir.join(format!("{stem}-{digest}-{}.bin", weights.name()));
-    // One conversion at a time in the process: two streams asking at once convert once.
-    let _one = CONVERTING.lock().unwrap_or_else(|e| e.into_inner());
-    if !out.is_file() {
-        super::import::write_atomically(&out, |tmp| {
-            let io = |e: std::io::Error| ModelError::io(tmp, &e);
-            let file = std::fs::File::create(tmp).map_err(io)?;
-            ggml::retype(path, file, weights)?.sync_all().map_err(io)
-        })?;
-    }
-    Ok(out)
+    Ok(format!("{stem}-{digest}-{}.bin", weights.name()))
 }
 
 #[cfg(test)]

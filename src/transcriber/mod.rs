@@ -311,6 +311,8 @@ fn transcript(decoded: Decoded, span: &Span) -> Option<Transcript> {
 }
 
 pub struct Transcriber {
+    /// Within `finish`: the stream has no more audio.
+    ending: bool,
     /// Finals handed to the lanes, oldest first (dropped first: the lanes skip them).
     pending: VecDeque<PendingFinal>,
     /// Side-by-side decoding of a file's utterances (`lanes`); dropped before `model`.
@@ -350,6 +352,7 @@ impl Transcriber {
     ) -> Result<Self, TranscribeError> {
         let decoder = Decoder::new(model.model().clone(), decode, slot)?;
         let mut t = Transcriber {
+            ending: false,
             pending: VecDeque::new(),
             lanes: None,
             model,
@@ -886,7 +889,11 @@ impl Transcriber {
             return false;
         }
         let options = &self.decoder.options;
+        // The last final of a stream with none in a lane gains nothing from one: decoded here
+        // on all the stream's threads, a short file starts no lane threads at all.
+        let alone_at_end = self.ending && self.pending.is_empty();
         !self.options.live
+            && !alone_at_end
             && !options.carry_context
             && plan.language.is_some()
             && !plan.detect
@@ -1122,7 +1129,10 @@ impl Transcriber {
         // A last partial frame is not transcribed, but it was heard: the clock counts it.
         self.position += self.carry.len() as u64;
         self.carry.clear();
-        out.extend(self.finish_utterance()?);
+        self.ending = true;
+        let last = self.finish_utterance();
+        self.ending = false;
+        out.extend(last?);
         out.extend(self.take_lane_finals(0)?);
         self.rejected.close();
         Ok(out)
