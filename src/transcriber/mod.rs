@@ -315,9 +315,8 @@ pub struct Transcriber {
     ending: bool,
     /// Finals handed to the lanes, oldest first (dropped first: the lanes skip them).
     pending: VecDeque<PendingFinal>,
-    /// Side-by-side decoding of a file's utterances (`lanes`); dropped before `model`.
+    /// Side-by-side decoding of a file's utterances (`lanes`).
     lanes: Option<Lanes>,
-    model: WhisperHandle,
     decoder: Decoder,
     options: StreamOptions,
     vad: Option<VoiceDetector>,
@@ -338,6 +337,9 @@ pub struct Transcriber {
     partials_shed: u64,
     partials_given_way: u64,
     rejected: Rejections,
+    /// Dropped last: the lanes' and the decoder's references to the model go before the
+    /// handle, so a release the handle starts (idle time-out 0) frees the model then.
+    model: WhisperHandle,
 }
 
 impl Transcriber {
