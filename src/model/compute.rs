@@ -30,8 +30,15 @@ pub struct CpuFeatures {
 }
 
 impl CpuFeatures {
-    /// This machine's, from /proc/cpuinfo (none where it cannot be read).
+    /// This machine's, from /proc/cpuinfo (none where it cannot be read), read once: every
+    /// pipeline start asks.
     pub fn of_this_machine() -> Self {
+        static FEATURES: once_cell::sync::Lazy<CpuFeatures> =
+            once_cell::sync::Lazy::new(CpuFeatures::read);
+        *FEATURES
+    }
+
+    fn read() -> Self {
         let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let flags = info
             .lines()
