@@ -73,6 +73,29 @@ impl DecodeSlot {
     }
 }
 
+/// When a decode may take its threads. Partials ask only for threads nobody else wants, and
+/// the test and the queueing are one step: when eight streams in step all asked "is the device
+/// idle?" first and queued after, all eight saw it idle and queued partials ahead of their
+/// finals (a final came 2.56 s after its speech).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Waits its turn, earliest deadline first.
+    Queue(Instant),
+    /// As `Queue`, but only where no other decode waits.
+    UnlessQueued(Instant),
+    /// Starts at once where nothing runs or waits, or not at all.
+    IfIdle,
+}
+
+/// Why `ThreadBudget::acquire` gave no threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The decode's token was cancelled.
+    Cancelled,
+    /// Its admission did not allow it on the device as it is now.
+    Busy,
+}
+
 /// How often a waiting decode looks at its abort flag.
 const ABORT_POLL: Duration = Duration::from_millis(20);
 
@@ -208,14 +231,21 @@ impl ThreadBudget {
 
     /// Waits until this decode is the one due first and a thread is free, then takes up to
     /// `threads` of them: all when it is alone, its fair share when others run or wait, never
-    /// more than the CPU has free. `None` if `cancel` was cancelled first.
+    /// more than the CPU has free. Refused at once where `admission` does not let it in, or
+    /// when `cancel` is cancelled while it waits.
     pub fn acquire(
         &self,
         threads: u32,
-        deadline: Instant,
+        admission: Admission,
         cancel: &CancelToken,
-    ) -> Option<Permit<'_>> {
+    ) -> Result<Permit<'_>, Refusal> {
         let mut s = self.state.lock().unwrap();
+        let deadline = match admission {
+            Admission::Queue(deadline) => deadline,
+            Admission::UnlessQueued(deadline) if s.waiting.is_empty() => deadline,
+            Admission::IfIdle if s.waiting.is_empty() && s.running == 0 => Instant::now(),
+            _ => return Err(Refusal::Busy),
+        };
         let me = Waiting {
             ticket: s.next_ticket,
             deadline,
@@ -230,7 +260,7 @@ impl ThreadBudget {
                 drop(s);
                 // The next in line may be this one's successor.
                 self.changed.notify_all();
-                return None;
+                return Err(Refusal::Cancelled);
             }
             // Only the head may start, so only it reads the CPU's limits (a syscall).
             if s.head().map(|w| w.ticket) == Some(me.ticket) {
@@ -256,7 +286,7 @@ impl ThreadBudget {
         drop(s);
         // The next in line may fit in what is left.
         self.changed.notify_all();
-        Some(Permit {
+        Ok(Permit {
             budget: self,
             threads,
             late: queued && Instant::now() > deadline,
@@ -296,13 +326,13 @@ mod tests {
         let budget = Arc::new(ThreadBudget::new(1));
         let never = CancelToken::new();
         let now = Instant::now();
-        let held = budget.acquire(1, now, &never).unwrap();
+        let held = budget.acquire(1, Admission::Queue(now), &never).unwrap();
         let order = Arc::new(Mutex::new(Vec::new()));
         let abandon = CancelToken::new();
         let spawn = |name: &'static str, due: Duration, abort: CancelToken| {
             let (budget, order) = (budget.clone(), order.clone());
             std::thread::spawn(move || {
-                if let Some(p) = budget.acquire(1, now + due, &abort) {
+                if let Ok(p) = budget.acquire(1, Admission::Queue(now + due), &abort) {
                     order.lock().unwrap().push(name);
                     drop(p);
                 }
@@ -325,21 +355,91 @@ mod tests {
     }
 
     #[test]
+    fn partials_are_admitted_only_to_threads_nobody_else_wants() {
+        let budget = Arc::new(ThreadBudget::new(2));
+        let never = CancelToken::new();
+        let now = Instant::now();
+        let first = budget.acquire(1, Admission::IfIdle, &never).unwrap();
+        assert_eq!(
+            budget.acquire(1, Admission::IfIdle, &never).err(),
+            Some(Refusal::Busy)
+        );
+        // Nothing waits: it may have the other thread.
+        let second = budget
+            .acquire(1, Admission::UnlessQueued(now), &never)
+            .unwrap();
+        let queued = {
+            let budget = budget.clone();
+            std::thread::spawn(move || {
+                let p = budget.acquire(1, Admission::Queue(now), &CancelToken::new());
+                p.map(|p| p.threads()).ok()
+            })
+        };
+        while budget.waiting() == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(
+            budget
+                .acquire(1, Admission::UnlessQueued(now), &never)
+                .err(),
+            Some(Refusal::Busy)
+        );
+        drop((first, second));
+        assert_eq!(queued.join().unwrap(), Some(1));
+        assert!(budget.acquire(1, Admission::IfIdle, &never).is_ok());
+    }
+
+    #[test]
+    fn of_many_decodes_asking_at_once_one_finds_the_device_idle() {
+        let budget = Arc::new(ThreadBudget::new(2));
+        let asking = 8;
+        let all_asked = Arc::new(std::sync::Barrier::new(asking));
+        let admitted: usize = (0..asking)
+            .map(|_| {
+                let (budget, all_asked) = (budget.clone(), all_asked.clone());
+                std::thread::spawn(move || {
+                    let permit = budget.acquire(1, Admission::IfIdle, &CancelToken::new());
+                    let admitted = permit.is_ok();
+                    // Held until every one has asked.
+                    all_asked.wait();
+                    admitted
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap() as usize)
+            .sum();
+        assert_eq!(admitted, 1);
+    }
+
+    #[test]
     fn threads_are_shared_under_contention_and_whole_when_quiet() {
         let budget = ThreadBudget::new(2);
         let never = CancelToken::new();
         let now = Instant::now();
-        let alone = budget.acquire(2, now, &never).unwrap();
+        let alone = budget.acquire(2, Admission::Queue(now), &never).unwrap();
         assert_eq!(alone.threads(), 2);
         drop(alone);
-        let first = budget.acquire(1, now, &never).unwrap();
+        let first = budget.acquire(1, Admission::Queue(now), &never).unwrap();
         // Does not wait for the first to finish: it takes the free core.
-        let second = budget.acquire(2, now, &never).unwrap();
+        let second = budget.acquire(2, Admission::Queue(now), &never).unwrap();
         assert_eq!((first.threads(), second.threads()), (1, 1));
         drop((first, second));
         // Just after contention a decode still shares; once it has faded, it gets both.
-        assert_eq!(budget.acquire(2, now, &never).unwrap().threads(), 1);
+        assert_eq!(
+            budget
+                .acquire(2, Admission::Queue(now), &never)
+                .unwrap()
+                .threads(),
+            1
+        );
         std::thread::sleep(CONTENTION_HALF_LIFE * 3);
-        assert_eq!(budget.acquire(2, now, &never).unwrap().threads(), 2);
+        assert_eq!(
+            budget
+                .acquire(2, Admission::Queue(now), &never)
+                .unwrap()
+                .threads(),
+            2
+        );
     }
 }

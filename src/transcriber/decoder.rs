@@ -8,7 +8,7 @@ use super::segment::{Decoded, Segment};
 use super::TranscribeError;
 use crate::clock::SAMPLE_RATE;
 use crate::model::WhisperModel;
-use crate::scheduler::{CancelToken, DecodeSlot};
+use crate::scheduler::{Admission, CancelToken, DecodeSlot, Refusal};
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -324,18 +324,18 @@ impl Decoder {
     }
 
     /// Decodes `audio` in `plan`'s language with the encoder sized to it, falling back to
-    /// the full context when the result looks like a repetition loop. The scheduler serves it
-    /// by `deadline`; one still running at `give_way` ends with `TranscribeError::GaveWay`.
+    /// the full context when the result looks like a repetition loop. The scheduler admits it
+    /// as `admission` says; one still running at `give_way` ends with `TranscribeError::GaveWay`.
     pub fn decode(
         &mut self,
         audio: &[f32],
-        deadline: Instant,
+        admission: Admission,
         give_way: Option<Instant>,
         plan: LanguagePlan,
     ) -> Result<Decoded, TranscribeError> {
         self.use_language(plan.language);
         self.abort.set_give_way(give_way);
-        let decoded = self.decode_in_context(audio, deadline, plan.detect);
+        let decoded = self.decode_in_context(audio, admission, plan.detect);
         self.abort.set_give_way(None);
         decoded
     }
@@ -343,7 +343,7 @@ impl Decoder {
     fn decode_in_context(
         &mut self,
         audio: &[f32],
-        deadline: Instant,
+        admission: Admission,
         detect: bool,
     ) -> Result<Decoded, TranscribeError> {
         let centred;
@@ -357,12 +357,12 @@ impl Decoder {
         let ctx = (audio.len() / 320 + AUDIO_CTX_MARGIN).max(MIN_FITTED_AUDIO_CTX);
         let ctx = ctx.div_ceil(64) * 64;
         if ctx < FULL_AUDIO_CTX {
-            let decoded = self.decode_with_ctx(audio, ctx as i32, deadline, detect)?;
+            let decoded = self.decode_with_ctx(audio, ctx as i32, admission, detect)?;
             if !looks_like_a_loop(&decoded.segments, audio.len()) {
                 return Ok(decoded);
             }
         }
-        self.decode_with_ctx(audio, 0, deadline, detect)
+        self.decode_with_ctx(audio, 0, admission, detect)
     }
 
     /// `audio_ctx` 0: the model's full 30 s context. Waits for threads from the budget, then
@@ -371,7 +371,7 @@ impl Decoder {
         &mut self,
         audio: &[f32],
         audio_ctx: i32,
-        deadline: Instant,
+        admission: Admission,
         detect: bool,
     ) -> Result<Decoded, TranscribeError> {
         let mut padded;
@@ -385,8 +385,11 @@ impl Decoder {
         let budget = self.slot.budget.clone();
         let queued = Instant::now();
         let permit = budget
-            .acquire(self.options.threads.max(1), deadline, &self.slot.cancel)
-            .ok_or(TranscribeError::Aborted)?;
+            .acquire(self.options.threads.max(1), admission, &self.slot.cancel)
+            .map_err(|refusal| match refusal {
+                Refusal::Cancelled => TranscribeError::Aborted,
+                Refusal::Busy => TranscribeError::Busy,
+            })?;
         let started = Instant::now();
         let (segments, (language, detection), inference_time) =
             self.run_whisper(audio, audio_ctx, permit.threads(), detect)?;

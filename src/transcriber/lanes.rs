@@ -11,7 +11,7 @@ use super::language::LanguagePlan;
 use super::segment::Decoded;
 use super::{DecodeOptions, TranscribeError};
 use crate::model::WhisperModel;
-use crate::scheduler::DecodeSlot;
+use crate::scheduler::{Admission, DecodeSlot};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -204,7 +204,7 @@ impl Lane {
         let alone = self.in_flight.load(Ordering::SeqCst) == 1;
         decoder.set_threads(if alone { self.threads } else { 1 });
         let (calls, samples) = (decoder.calls, decoder.decoded_samples);
-        let decoded = decoder.decode(&job.audio, job.deadline, None, job.plan);
+        let decoded = decoder.decode(&job.audio, Admission::Queue(job.deadline), None, job.plan);
         LaneResult {
             decoded,
             calls: decoder.calls - calls,

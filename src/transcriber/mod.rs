@@ -28,7 +28,7 @@ pub use rejected::Rejected;
 
 use crate::clock::{duration_to_samples, samples_to_duration};
 use crate::model::cache::{SileroHandle, WhisperHandle};
-use crate::scheduler::DecodeSlot;
+use crate::scheduler::{Admission, DecodeSlot};
 use crate::vad::evidence::{NotSpeech, SpeechEvidence};
 use crate::vad::silero::SileroVad;
 use crate::vad::{
@@ -105,6 +105,9 @@ pub enum TranscribeError {
     /// it; the transcriber sheds it, it never reaches a caller.
     #[error("a partial decode gave way")]
     GaveWay,
+    /// A partial decode found no threads it was admitted to (see `Admission`); shed as well.
+    #[error("no threads free for a partial decode")]
+    Busy,
     #[error("a decode lane ended without its result (it panicked)")]
     LaneLost,
     #[error("a decode lane could not start: {0}")]
@@ -525,7 +528,7 @@ impl Transcriber {
         }
         if let Some(due) = self.partial_due() {
             match partials == PartialDecodes::Allowed && self.device_allows(due) {
-                true => out.extend(self.partial()?),
+                true => out.extend(self.partial(due)?),
                 false => self.partials_shed += 1,
             }
         }
@@ -569,8 +572,9 @@ impl Transcriber {
     }
 
     /// Partial passes are the first thing shed: a regular one runs only on an idle device, an
-    /// early one (likely to be the final) while no decode waits. Asked only when one is due:
-    /// it takes the budget's lock.
+    /// early one (likely to be the final) while no decode waits. The scheduler decides as it
+    /// queues the decode (`admission`); asked here first so that a busy device costs no
+    /// speech check. Asked only when one is due: it takes the budget's lock.
     fn device_allows(&self, due: PartialDue) -> bool {
         let budget = &self.decoder.slot.budget;
         (due.regular && budget.idle()) || (due.early && budget.waiting() == 0)
@@ -845,7 +849,7 @@ impl Transcriber {
             Some(decoded) => decoded,
             None => {
                 let deadline = self.final_deadline(utterance.held);
-                self.decode(&utterance.audio, deadline, None)?
+                self.decode(&utterance.audio, Admission::Queue(deadline), None)?
             }
         };
         Ok(self.final_transcript(decoded, &ended).into_iter().collect())
@@ -971,12 +975,12 @@ impl Transcriber {
     fn decode(
         &mut self,
         audio: &[f32],
-        deadline: Instant,
+        admission: Admission,
         give_way: Option<Instant>,
     ) -> Result<Decoded, TranscribeError> {
         let mut decoded = self
             .decoder
-            .decode(audio, deadline, give_way, self.languages.plan())?;
+            .decode(audio, admission, give_way, self.languages.plan())?;
         let language = match &decoded.detection {
             Some(detected) => {
                 let seconds = audio.len() as f32 / SAMPLE_RATE as f32;
@@ -990,7 +994,7 @@ impl Transcriber {
                 detect: false,
             };
             let first = decoded;
-            decoded = self.decoder.decode(audio, deadline, give_way, plan)?;
+            decoded = self.decoder.decode(audio, admission, give_way, plan)?;
             decoded.inference_time += first.inference_time;
             decoded.queue_time += first.queue_time;
         }
@@ -1057,9 +1061,17 @@ impl Transcriber {
         }
     }
 
+    /// How the scheduler admits a partial decode (see `device_allows`).
+    fn admission(&self, due: PartialDue) -> Admission {
+        match due.early {
+            true => Admission::UnlessQueued(self.deadline(false)),
+            false => Admission::IfIdle,
+        }
+    }
+
     /// Decodes the utterance so far; reports the words two consecutive decodes agree on.
-    fn partial(&mut self) -> Result<Vec<Transcript>, TranscribeError> {
-        self.partials.heard = self.utterance.len();
+    fn partial(&mut self, due: PartialDue) -> Result<Vec<Transcript>, TranscribeError> {
+        let heard_before = std::mem::replace(&mut self.partials.heard, self.utterance.len());
         // Judged not speech once, an utterance gets no more partials: music or babble can
         // pass for speech at one length after failing at the one before. Its final is still
         // judged on all of it.
@@ -1079,10 +1091,16 @@ impl Transcriber {
         // a 1 s partial on two spinning threads took 7.2 s and made a final 3.5 s late: a
         // partial gives way after half a final's budget, leaving the final the other half.
         let give_way = Instant::now() + self.final_budget() / 2;
-        let mut decoded = match self.decode(&audio, self.deadline(false), Some(give_way)) {
+        let mut decoded = match self.decode(&audio, self.admission(due), Some(give_way)) {
             Err(TranscribeError::GaveWay) => {
                 self.partials_shed += 1;
                 self.partials_given_way += 1;
+                return Ok(Vec::new());
+            }
+            // Due again at the next push.
+            Err(TranscribeError::Busy) => {
+                self.partials_shed += 1;
+                self.partials.heard = heard_before;
                 return Ok(Vec::new());
             }
             decoded => decoded?,
