@@ -203,6 +203,8 @@ pub(crate) struct LiveLog {
     pub final_texts: Vec<String>,
     /// Seconds between consecutive partials of one utterance.
     pub partial_gaps: Vec<f64>,
+    /// Each final's decode: (whisper.cpp's time, time waiting for threads, speech decoded).
+    pub final_decodes: Vec<(f64, f64, f64)>,
     pub max_lag: f64,
     overload_warnings: usize,
     late_warnings: usize,
@@ -240,9 +242,17 @@ fn live(n: usize, shared: bool, seconds: f64, in_step: bool) -> Value {
     let all = |f: fn(&LiveLog) -> &Vec<f64>| -> Vec<f64> {
         logs.iter().flat_map(|l| f(l).iter().copied()).collect()
     };
+    let decodes: Vec<(f64, f64, f64)> = logs
+        .iter()
+        .flat_map(|l| l.final_decodes.iter().copied())
+        .collect();
+    let inference: f64 = decodes.iter().map(|d| d.0).sum();
+    let speech: f64 = decodes.iter().map(|d| d.2).sum();
     json!({
         "n": n, "shared": shared, "seconds": seconds,
         "final_delays": all(|l| &l.final_delays),
+        "final_queue": decodes.iter().map(|d| d.1).collect::<Vec<_>>(),
+        "final_decode_per_speech": inference / speech,
         "partial_gaps": all(|l| &l.partial_gaps),
         "max_lag": logs.iter().map(|l| l.max_lag).fold(0.0, f64::max),
         "overload_warnings": logs.iter().map(|l| l.overload_warnings).sum::<usize>(),
@@ -390,6 +400,13 @@ fn watch(p: &gst::Pipeline, log: &Mutex<LiveLog>) {
                         let end = rt + s.get::<gst::ClockTime>("duration").unwrap();
                         log.final_delays.push(now.seconds_f64() - end.seconds_f64());
                     }
+                    let seconds = |k: &str| s.get::<u64>(k).unwrap_or(0) as f64 / 1e9;
+                    let speech = s.get::<gst::ClockTime>("duration").unwrap_or_default();
+                    log.final_decodes.push((
+                        seconds("inference-time"),
+                        seconds("queue-time"),
+                        speech.seconds_f64(),
+                    ));
                     last_partial = None;
                 } else {
                     if let Some((last_id, at)) = last_partial {
@@ -543,35 +560,20 @@ type SystemCommand<'a> = Box<dyn Fn(&Path) -> Command + 'a>;
 /// The CPU's model and the features whisper.cpp's kernels can use, and what this build of
 /// whisper.cpp uses: printed above each table, since the ratios depend on them.
 pub(crate) fn cpu_line() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let field = |name: &str| {
-        info.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_once(':'))
-            .map_or("", |(_, v)| v.trim())
-            .to_string()
-    };
-    let flags = field("flags");
-    let features: Vec<&str> = flags
-        .split_whitespace()
-        .filter(|f| {
-            [
-                "avx2",
-                "avx512f",
-                "avx512_vnni",
-                "avx_vnni",
-                "avx512_bf16",
-                "amx_bf16",
-                "amx_int8",
-            ]
-            .contains(f)
-        })
-        .collect();
+    use gstwhisperstt::model::compute::{ComputeType, CpuFeatures, CpuInfo};
+    let cpu = CpuInfo::of_this_machine();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let auto = ComputeType::Auto
+        .target(
+            "f16",
+            gstwhisperstt::model::Device::Cpu,
+            CpuFeatures::of_this_machine(),
+        )
+        .map_or("f16", |w| w.name());
     format!(
-        "CPU: {} ({cores} cores here; {}); whisper.cpp: {}",
-        field("model name"),
-        features.join(" "),
+        "CPU: {} ({cores} cores here; {}); compute-type auto: {auto} for an f16 model; whisper.cpp: {}",
+        cpu.model,
+        cpu.speed_flags.join(" "),
         whisper_rs::print_system_info()
             .trim()
             .trim_end_matches('|')
@@ -671,8 +673,8 @@ fn orchestrate(quick: bool, files_only: Option<&[String]>) {
         "\n## Live: N pipelines fed speech in real time for {seconds} s (tiny.en, {} threads each)\n",
         threads()
     );
-    println!("| N | model | finals | final latency p50 s | p95 s | partial every s | max lag s | overload warnings | RSS MB | RSS per extra stream MB | loads | ready 2..N max ms |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| N | model | finals | final latency p50 s | p95 s | final queued p95 s | final decode s per speech s | partial every s | max lag s | overload warnings | RSS MB | RSS per extra stream MB | loads | ready 2..N max ms |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut live_results = Vec::new();
     let runs = [
         (true, false, vec![1usize, 2, 4, 8, 16]),
@@ -692,6 +694,8 @@ fn orchestrate(quick: bool, files_only: Option<&[String]>) {
             ]));
             let floats = |k: &str| -> Vec<f64> { serde_json::from_value(r[k].clone()).unwrap() };
             let delays = floats("final_delays");
+            let queued = floats("final_queue");
+            let decode_cost = r["final_decode_per_speech"].as_f64().unwrap_or(f64::NAN);
             let gaps = floats("partial_gaps");
             let ready = floats("ready");
             let rss = r["rss_peak"].as_f64().unwrap() - r["rss_baseline"].as_f64().unwrap();
@@ -710,10 +714,11 @@ fn orchestrate(quick: bool, files_only: Option<&[String]>) {
                 (false, _) => "one per pipeline",
             };
             println!(
-                "| {n} | {model} | {} | {:.2} | {:.2} | {cadence:.2} | {:.2} | {} | {:.0} | {:.0} | {} | {:.0} |",
+                "| {n} | {model} | {} | {:.2} | {:.2} | {:.2} | {decode_cost:.3} | {cadence:.2} | {:.2} | {} | {:.0} | {:.0} | {} | {:.0} |",
                 delays.len(),
                 percentile(&delays, 0.5),
                 percentile(&delays, 0.95),
+                percentile(&queued, 0.95),
                 r["max_lag"].as_f64().unwrap(),
                 r["overload_warnings"],
                 mb(rss),
@@ -727,6 +732,7 @@ fn orchestrate(quick: bool, files_only: Option<&[String]>) {
             }
             live_results.push(json!({"n": n, "shared": shared, "in_step": in_step, "finals": delays.len(),
                 "latency_p50": percentile(&delays, 0.5), "latency_p95": percentile(&delays, 0.95),
+                "queued_p95": percentile(&queued, 0.95), "final_decode_per_speech": decode_cost,
                 "partial_cadence": cadence, "max_lag": r["max_lag"], "overload_warnings": r["overload_warnings"],
                 "late_warnings": r["late_warnings"], "rss": rss, "rss_per_extra_stream": per_extra,
                 "loads": r["loads"], "ready_ms": ready.iter().map(|s| s * 1e3).collect::<Vec<_>>()}));

@@ -21,6 +21,53 @@ pub enum ComputeType {
     Weights(WeightType),
 }
 
+/// The CPU features that bear on which weight type is fastest, as /proc/cpuinfo names them.
+const SPEED_FLAGS: [&str; 7] = [
+    "avx2",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_bf16",
+    "amx_int8",
+];
+
+/// This machine's CPU as /proc/cpuinfo describes it (empty where it cannot be read).
+#[derive(Debug, Clone, Default)]
+pub struct CpuInfo {
+    pub model: String,
+    /// Those of `SPEED_FLAGS` it has.
+    pub speed_flags: Vec<&'static str>,
+}
+
+impl CpuInfo {
+    /// Read once: every pipeline start asks.
+    pub fn of_this_machine() -> &'static CpuInfo {
+        static INFO: once_cell::sync::Lazy<CpuInfo> = once_cell::sync::Lazy::new(|| {
+            CpuInfo::parse(&std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default())
+        });
+        &INFO
+    }
+
+    fn parse(cpuinfo: &str) -> Self {
+        let field = |name: &str| {
+            cpuinfo
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_once(':'))
+                .map_or("", |(_, v)| v.trim())
+        };
+        let flags: Vec<&str> = field("flags").split_whitespace().collect();
+        CpuInfo {
+            model: field("model name").to_string(),
+            speed_flags: SPEED_FLAGS
+                .into_iter()
+                .filter(|f| flags.contains(f))
+                .collect(),
+        }
+    }
+}
+
 /// The CPU features that decide `ComputeType::Auto`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CpuFeatures {
@@ -30,23 +77,10 @@ pub struct CpuFeatures {
 }
 
 impl CpuFeatures {
-    /// This machine's, from /proc/cpuinfo (none where it cannot be read), read once: every
-    /// pipeline start asks.
     pub fn of_this_machine() -> Self {
-        static FEATURES: once_cell::sync::Lazy<CpuFeatures> =
-            once_cell::sync::Lazy::new(CpuFeatures::read);
-        *FEATURES
-    }
-
-    fn read() -> Self {
-        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let flags = info
-            .lines()
-            .find(|l| l.starts_with("flags"))
-            .unwrap_or_default();
-        let has = |flag: &str| flags.split_whitespace().any(|f| f == flag);
+        let flags = &CpuInfo::of_this_machine().speed_flags;
         CpuFeatures {
-            bf16: has("avx512_bf16") || has("amx_bf16"),
+            bf16: flags.contains(&"avx512_bf16") || flags.contains(&"amx_bf16"),
         }
     }
 }
@@ -173,5 +207,16 @@ mod tests {
             f16.target("bf16", Device::Gpu(0), plain),
             Some(WeightType::F16)
         );
+    }
+
+    #[test]
+    fn cpuinfo_gives_the_model_and_the_flags_that_bear_on_speed() {
+        let info = CpuInfo::parse(
+            "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512f avx512_bf16 sse\n\n\
+             processor\t: 1\nmodel name\t: AMD EPYC\n",
+        );
+        assert_eq!(info.model, "AMD EPYC");
+        assert_eq!(info.speed_flags, ["avx2", "avx512f", "avx512_bf16"]);
+        assert!(CpuInfo::parse("").speed_flags.is_empty());
     }
 }
