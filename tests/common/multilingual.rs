@@ -2,6 +2,7 @@
 //! Whisper base, for tests/languages.rs and `bench languages`.
 
 use gstwhisperstt::model::cache::ModelCache;
+use gstwhisperstt::model::compute::{self, ComputeType};
 use gstwhisperstt::model::{locate, ContextOptions, Device, ModelKey};
 use gstwhisperstt::scheduler::DecodeSlot;
 use gstwhisperstt::transcriber::{DecodeOptions, StreamOptions, Transcriber, Transcript};
@@ -72,16 +73,17 @@ pub fn errors(language: &str, reference: &str, hypothesis: &str) -> (usize, usiz
     super::word_errors(&spaced(reference), &spaced(hypothesis))
 }
 
-/// A transcriber on `model` from `cache` with `decode`, live or not. Share a cache between
-/// transcribers: a new one loads the model again, and its new whisper states detect a
-/// language with the encoder at its full 30 s size.
+/// A transcriber on `model` (in the compute type the elements choose by default) from `cache`
+/// with `decode`, live or not. Share a cache between transcribers: a new one loads the model
+/// again, and its new whisper states detect a language with the encoder at its full 30 s size.
 pub fn transcriber(
     cache: &ModelCache,
     model: &Path,
     decode: &DecodeOptions,
     live: bool,
 ) -> Transcriber {
-    let key = ModelKey::new(model, Device::Cpu, ContextOptions::default()).unwrap();
+    let file = compute::model_file(model, ComputeType::Auto, Device::Cpu).unwrap();
+    let key = ModelKey::new(&file, Device::Cpu, ContextOptions::default()).unwrap();
     let options = StreamOptions {
         live,
         ..StreamOptions::default()
