@@ -527,3 +527,60 @@ fn a_files_utterances_decoded_side_by_side_come_back_in_order() {
     }
     assert!(side_by_side.windows(2).all(|w| w[0].end <= w[1].start));
 }
+
+/// Live, a regular partial waits for at least twice what the last one of its utterance took
+/// (`PARTIAL_COST_SPACING`): asked for every 200 ms on one thread, where each partial takes
+/// over 100 ms, partials would otherwise follow each other after 200 ms of audio.
+#[test]
+fn partials_wait_twice_what_the_last_one_took() {
+    // Its partials run only on an idle device.
+    let _alone = alone();
+    use gstwhisperstt::model::cache::ModelCache;
+    use gstwhisperstt::model::Device;
+    use gstwhisperstt::scheduler::DecodeSlot;
+    use gstwhisperstt::transcriber::{StreamOptions, Transcriber};
+    let options = StreamOptions {
+        live: true,
+        partial_interval: Duration::from_millis(200),
+        ..StreamOptions::default()
+    };
+    let decode = DecodeOptions {
+        threads: 1,
+        ..DecodeOptions::default()
+    };
+    let model = ModelCache::new()
+        .acquire(&common::model_key(), None)
+        .unwrap();
+    let mut t =
+        Transcriber::new(model, &decode, options, DecodeSlot::for_device(Device::Cpu)).unwrap();
+    let mut audio = Vec::new();
+    for (path, _) in common::pocketsphinx_clips().iter().take(8) {
+        audio.extend(common::read_audio(path));
+    }
+    let partials: Vec<Transcript> = feed(&mut t, &audio)
+        .into_iter()
+        .filter(|r| !r.is_final)
+        .collect();
+    let pairs: Vec<(&Transcript, &Transcript)> = partials
+        .windows(2)
+        .map(|w| (&w[0], &w[1]))
+        .filter(|(a, b)| a.utterance_id == b.utterance_id)
+        .collect();
+    // A pause in the speech brings a partial forward (`EARLY_PARTIAL_PAUSE`): a few may be
+    // closer.
+    let too_close = pairs
+        .iter()
+        .filter(|(a, b)| b.audio_duration < a.audio_duration + a.inference_time * 2)
+        .count();
+    eprintln!(
+        "{} partials, {} pairs in one utterance, {too_close} closer than twice the first's time",
+        partials.len(),
+        pairs.len()
+    );
+    assert!(pairs.len() >= 5, "{} pairs", pairs.len());
+    assert!(
+        too_close * 4 <= pairs.len(),
+        "{too_close} of {}",
+        pairs.len()
+    );
+}

@@ -81,6 +81,12 @@ const NOISY_HEADROOM_DB: f32 = 16.0;
 /// 0.625, 0.555 and 0.520 on those clips (file mode 0.515); 1.5 and 2 s the same on
 /// tests/robustness.rs's 12 (0.530 in 14 finals, 0.535 in 13; none: 0.680 in 23).
 const NOISY_PAUSE_HOLD: Duration = Duration::from_millis(1500);
+/// Live: the next regular partial waits for at least this many times what the last one took.
+/// A partial slower than the audio between partials keeps the stream behind real time, and
+/// one in flight when the utterance ends holds up its final: beside the test suite and two
+/// video encodes the partials of a 13.7 s utterance took 0.9-1.2 s each, one after another,
+/// and its final came 3.76 s after its speech (the realtime test's bound is 3.5 s).
+const PARTIAL_COST_SPACING: u32 = 2;
 /// Live: a pause this long after speech the last partial did not hear brings the next partial
 /// forward; if the pause then ends the utterance, that partial is its final (no second decode).
 const EARLY_PARTIAL_PAUSE: Duration = Duration::from_millis(150);
@@ -554,7 +560,11 @@ impl Transcriber {
         if !self.options.live || self.utterance.is_empty() {
             return None;
         }
-        let interval = duration_to_samples(self.options.partial_interval) as usize;
+        let spacing = self
+            .options
+            .partial_interval
+            .max(self.partials.last_inference() * PARTIAL_COST_SPACING);
+        let interval = duration_to_samples(spacing) as usize;
         let heard = self.partials.heard;
         // Without a detector all audio counts as speech.
         let unheard_speech = match self.vad {
@@ -579,7 +589,6 @@ impl Transcriber {
         let budget = &self.decoder.slot.budget;
         (due.regular && budget.idle()) || (due.early && budget.waiting() == 0)
     }
-
     /// Partial decodes that were due and did not run (behind real time, or the device busy)
     /// or gave way (`partials_given_way`).
     pub fn partials_shed(&self) -> u64 {

@@ -148,6 +148,13 @@ impl Partials {
         self.last = Some((heard, decoded));
     }
 
+    /// What whisper.cpp took for the last partial of this utterance (zero before the first).
+    pub fn last_inference(&self) -> Duration {
+        self.last
+            .as_ref()
+            .map_or(Duration::ZERO, |(_, d)| d.inference_time)
+    }
+
     /// The last partial's decode, if it heard everything up to `speech_end`: the final need
     /// not decode again.
     pub fn into_covering(self, speech_end: Option<usize>) -> Option<Decoded> {
