@@ -77,6 +77,7 @@ pub struct CpuFeatures {
 }
 
 impl CpuFeatures {
+    /// This machine's (none where /proc/cpuinfo cannot be read).
     pub fn of_this_machine() -> Self {
         let flags = &CpuInfo::of_this_machine().speed_flags;
         CpuFeatures {
@@ -172,10 +173,7 @@ fn converted_name(path: &Path, weights: WeightType) -> Result<String, ModelError
     h.update(canonical.to_string_lossy().as_bytes());
     h.update(meta.len().to_le_bytes());
     h.update(format!("{modified:?}").as_bytes());
-    let digest: String = h.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = super::import::hex_prefix(h, 8);
     let stem = path
         .file_stem()
         .map_or("model".into(), |s| s.to_string_lossy());

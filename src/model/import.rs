@@ -327,11 +327,16 @@ fn content_digest(src_dir: &Path) -> Result<String, ModelError> {
         h.update(name.as_bytes());
         std::io::copy(&mut f, &mut h).map_err(|e| ModelError::io(&p, &e))?;
     }
-    Ok(h.finalize()
+    Ok(hex_prefix(h, 10))
+}
+
+/// The first `bytes` bytes of `h`'s digest, in hex: the part of a digest a file name carries.
+pub(super) fn hex_prefix(h: Sha1, bytes: usize) -> String {
+    h.finalize()
         .iter()
-        .take(10)
+        .take(bytes)
         .map(|b| format!("{b:02x}"))
-        .collect())
+        .collect()
 }
 
 /// The ggml file for a CTranslate2 directory, importing it into `cache_dir` on first use.

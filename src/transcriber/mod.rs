@@ -589,6 +589,7 @@ impl Transcriber {
         let budget = &self.decoder.slot.budget;
         (due.regular && budget.idle()) || (due.early && budget.waiting() == 0)
     }
+
     /// Partial decodes that were due and did not run (behind real time, or the device busy)
     /// or gave way (`partials_given_way`).
     pub fn partials_shed(&self) -> u64 {
