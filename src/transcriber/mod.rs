@@ -675,24 +675,16 @@ impl Transcriber {
                 self.keep_preroll(frame, padding);
                 Ok(Vec::new())
             }
-            VadEvent::SpeechEnd => match self.pause_hold() {
-                Some(hold) => {
-                    self.utterance.held = Some(hold);
-                    self.hold_pause(frame, padding)
-                }
-                None => {
-                    // The pause frames the utterance holds (the ending frame is not in it).
-                    let silence = self.utterance.pause_frames * frame.len();
-                    self.end_at_pause(silence, padding)
-                }
-            },
+            VadEvent::SpeechEnd => self.pause_ended(frame, padding),
             VadEvent::SpeechStart | VadEvent::Speech | VadEvent::Pause => {
                 let limit = self.max_utterance_samples();
                 match event {
                     VadEvent::Pause => self.utterance.add_pause(frame, limit),
-                    _ => self.utterance.add_speech(frame),
+                    _ => {
+                        self.utterance.add_speech(frame);
+                        self.utterance.held = None;
+                    }
                 }
-                self.utterance.held = None;
                 match self.utterance.len() >= limit {
                     true => self.cut_at_best_pause(padding),
                     false => Ok(Vec::new()),
@@ -729,8 +721,35 @@ impl Transcriber {
                 .is_some_and(|(text, last_p)| leaves_phrase_open(&text, last_p))
     }
 
-    /// A quiet frame of a held pause: the utterance ends once the pause is as long as it is
-    /// held for (or at its length limit); speech before then goes on in it.
+    /// The detector's pause is long enough to end the utterance: it does, unless it is to be
+    /// held (`pause_hold`; a held pause that reaches its hold is not held again). A held
+    /// pause goes on inside the detector's utterance, so the speaker going on after it is
+    /// heard as after any shorter pause.
+    fn pause_ended(
+        &mut self,
+        frame: &[f32],
+        padding: usize,
+    ) -> Result<Vec<Transcript>, TranscribeError> {
+        let hold = match self.utterance.held {
+            Some(_) => None,
+            None => self.pause_hold(),
+        };
+        let Some(hold) = hold else {
+            // The pause frames the utterance holds (the ending frame is not in it).
+            let silence = self.utterance.pause_frames * frame.len();
+            return self.end_at_pause(silence, padding);
+        };
+        self.utterance.held = Some(hold);
+        if let Some(vad) = self.vad.as_mut() {
+            vad.hold_pause(hold);
+        }
+        self.hold_pause(frame, padding)
+    }
+
+    /// A quiet frame of a held pause that the detector decided outside an utterance (the
+    /// frame that ended it; with Silero, the rest of the block it had decided by then): the
+    /// utterance ends once the pause is as long as it is held for (or at its length limit);
+    /// speech before then goes on in it.
     fn hold_pause(
         &mut self,
         frame: &[f32],

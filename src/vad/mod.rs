@@ -145,6 +145,9 @@ pub struct Segmenter {
     min_silence: Duration,
     in_speech: bool,
     silent_frames: usize,
+    /// A pause the transcriber holds open: the utterance ends only after this many quiet
+    /// frames (`hold`), and until then the detector listens as it does inside speech.
+    held_frames: Option<usize>,
 }
 
 impl Segmenter {
@@ -153,6 +156,7 @@ impl Segmenter {
             min_silence,
             in_speech: false,
             silent_frames: 0,
+            held_frames: None,
         }
     }
 
@@ -160,9 +164,20 @@ impl Segmenter {
         self.in_speech
     }
 
+    /// Right after a `SpeechEnd`: the pause goes on inside the utterance until it is
+    /// `pause` long (counted from the last speech frame), so that a speaker going on after
+    /// it continues the utterance as after any shorter pause: with the energy detector's
+    /// lower margin and no vowel needed. A speaker's 0.6 s pause otherwise looks 0.8 s long
+    /// to a fresh start, which waits for a vowel over the full margin.
+    pub fn hold(&mut self, pause: Duration) {
+        if !self.in_speech {
+            self.in_speech = true;
+            self.held_frames = Some(frames_in(pause).max(self.silent_frames + 1));
+        }
+    }
+
     pub fn next(&mut self, speech: bool) -> VadEvent {
-        let frame_ms = (FRAME_SAMPLES * 1000 / 16_000) as u128;
-        let min_silence_frames = self.min_silence.as_millis().div_ceil(frame_ms).max(1) as usize;
+        let min_silence_frames = self.held_frames.unwrap_or(frames_in(self.min_silence));
         match (self.in_speech, speech) {
             (false, true) => {
                 self.in_speech = true;
@@ -172,12 +187,14 @@ impl Segmenter {
             (false, false) => VadEvent::Silence,
             (true, true) => {
                 self.silent_frames = 0;
+                self.held_frames = None;
                 VadEvent::Speech
             }
             (true, false) => {
                 self.silent_frames += 1;
                 if self.silent_frames >= min_silence_frames {
                     self.in_speech = false;
+                    self.held_frames = None;
                     VadEvent::SpeechEnd
                 } else {
                     VadEvent::Pause
@@ -190,11 +207,18 @@ impl Segmenter {
     pub fn forget_utterance(&mut self) {
         self.in_speech = false;
         self.silent_frames = 0;
+        self.held_frames = None;
     }
 
     pub fn set_min_silence(&mut self, min_silence: Duration) {
         self.min_silence = min_silence;
     }
+}
+
+/// Whole frames in `d`, at least one.
+fn frames_in(d: Duration) -> usize {
+    let frame_ms = (FRAME_SAMPLES * 1000 / 16_000) as u128;
+    d.as_millis().div_ceil(frame_ms).max(1) as usize
 }
 
 pub struct EnergyVad {
@@ -460,11 +484,117 @@ impl VoiceDetector {
         }
     }
 
+    /// Right after a `SpeechEnd`: hold the pause open inside the utterance until it is
+    /// `pause` long (`Segmenter::hold`). Silero has decided the frames of its block after
+    /// the end already; the hold starts with the next block.
+    pub fn hold_pause(&mut self, pause: Duration) {
+        match self {
+            VoiceDetector::Energy(vad) => vad.segmenter.hold(pause),
+            VoiceDetector::Silero(vad) => vad.hold_pause(pause),
+        }
+    }
+
     /// Frames pushed but not yet decided.
     pub fn undecided_samples(&self) -> usize {
         match self {
             VoiceDetector::Energy(_) => 0,
             VoiceDetector::Silero(vad) => vad.undecided_samples(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAUSE: Duration = Duration::from_millis(400);
+    const HOLD: Duration = Duration::from_millis(700);
+
+    /// A segmenter that heard speech and then quiet frames until it ended the utterance.
+    fn ended_after_speech() -> Segmenter {
+        let mut s = Segmenter::new(PAUSE);
+        assert_eq!(s.next(true), VadEvent::SpeechStart);
+        while s.next(false) != VadEvent::SpeechEnd {}
+        s
+    }
+
+    #[test]
+    fn a_held_pause_ends_the_utterance_once_it_is_as_long_as_the_hold() {
+        let mut s = ended_after_speech();
+        s.hold(HOLD);
+        assert!(s.in_speech());
+        // 400 ms made the end (14 frames); 700 ms is 24 frames of pause in all.
+        let events: Vec<VadEvent> = (0..10).map(|_| s.next(false)).collect();
+        assert!(
+            events[..9].iter().all(|e| *e == VadEvent::Pause),
+            "{events:?}"
+        );
+        assert_eq!(events[9], VadEvent::SpeechEnd);
+        assert_eq!(s.next(false), VadEvent::Silence);
+    }
+
+    #[test]
+    fn speech_in_a_held_pause_goes_on_in_the_utterance_and_the_next_pause_is_not_held() {
+        let mut s = ended_after_speech();
+        s.hold(HOLD);
+        assert_eq!(s.next(false), VadEvent::Pause);
+        assert_eq!(s.next(true), VadEvent::Speech);
+        let quiet = (1..)
+            .find(|_| s.next(false) == VadEvent::SpeechEnd)
+            .unwrap();
+        assert_eq!(quiet, 14, "the pause after it ends at 400 ms again");
+    }
+
+    /// 30 ms frames of a deterministic signal: `voiced` a 150 Hz buzz with its harmonics,
+    /// else hiss; at `amplitude`.
+    fn frames(count: usize, voiced: bool, amplitude: f32, seed: &mut u32) -> Vec<Vec<f32>> {
+        let mut sample = |i: usize| match voiced {
+            true => {
+                (1..6)
+                    .map(|h| {
+                        (2.0 * std::f32::consts::PI * 150.0 * h as f32 * i as f32 / 16e3).sin()
+                    })
+                    .sum::<f32>()
+                    / 3.0
+            }
+            false => {
+                *seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (*seed >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
+            }
+        };
+        let all: Vec<f32> = (0..count * FRAME_SAMPLES)
+            .map(|i| amplitude * sample(i))
+            .collect();
+        all.chunks(FRAME_SAMPLES).map(<[f32]>::to_vec).collect()
+    }
+
+    /// The events of a consonant (hiss 30 dB over the room) heard `quiet_frames` after a
+    /// second of voice, with the pause held open or not.
+    fn consonant_after_a_pause(held: bool) -> Vec<VadEvent> {
+        let mut seed = 7;
+        let mut vad = EnergyVad::new(VadConfig::default());
+        for f in frames(60, false, 1e-4, &mut seed) {
+            vad.process(&f);
+        }
+        for f in frames(33, true, 0.1, &mut seed) {
+            vad.process(&f);
+        }
+        let mut ended = false;
+        for f in frames(20, false, 1e-4, &mut seed) {
+            if vad.process(&f) == VadEvent::SpeechEnd && held {
+                vad.segmenter.hold(HOLD);
+            }
+            ended |= !vad.in_speech();
+        }
+        assert!(ended || held, "the pause ended the utterance");
+        let consonant = frames(3, false, 3e-3, &mut seed);
+        consonant.iter().map(|f| vad.process(f)).collect()
+    }
+
+    #[test]
+    fn a_consonant_inside_a_held_pause_goes_on_in_the_utterance_without_waiting_for_a_vowel() {
+        assert_eq!(consonant_after_a_pause(true), [VadEvent::Speech; 3]);
+        // A fresh start waits for a vowel: the speaker's 0.6 s pause would look 0.8 s long.
+        assert!(!consonant_after_a_pause(false).contains(&VadEvent::SpeechStart));
     }
 }

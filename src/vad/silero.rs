@@ -62,6 +62,10 @@ impl SileroVad {
         self.segmenter.set_min_silence(min_silence);
     }
 
+    pub fn hold_pause(&mut self, pause: Duration) {
+        self.segmenter.hold(pause);
+    }
+
     pub fn undecided_samples(&self) -> usize {
         self.frames.iter().map(Vec::len).sum()
     }
