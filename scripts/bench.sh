@@ -12,7 +12,8 @@
 # `scripts/bench.sh voice`: examples/voice_server with 1, 4, 8 and 10 Chromium pages at once
 # (pocketsphinx-testdata speech; it does not need ../shared);
 # `scripts/bench.sh live-accuracy`: live finals against file mode, recording by recording
-# (pocketsphinx-testdata, and with ../shared the corpus and the long reading).
+# (pocketsphinx-testdata, and with ../shared the corpus and the long reading); with
+# --engine-only, without the real-time runs through whispersink.
 # WHISPERSTT_BENCH_PROPS adds whisperstt element properties (to try settings side by side).
 set -eu
 cd "$(dirname "$0")/.."
@@ -23,7 +24,8 @@ voice)
     exec target/release/examples/bench voice ;;
 live-accuracy)
     cargo build --release --example bench >&2
-    exec target/release/examples/bench live-accuracy ;;
+    shift
+    exec target/release/examples/bench live-accuracy "$@" ;;
 esac
 if [ ! -f ../shared/corpus/manifest.tsv ]; then
     echo "bench: ../shared/corpus is missing (the benchmark's speech corpus)" >&2

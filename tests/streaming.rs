@@ -474,10 +474,10 @@ fn shared_live_finals_with_pauses_inside_sentences_are_within_0_02_of_file_mode(
 /// consonant was already sounding: a fresh start waits for a vowel over the full margin, so
 /// a 0.6 s pause looked 0.8 s long. A held pause now stays inside the detector's utterance.
 /// Measured: 11 finals for 8 recordings (15 before), WER 0.2439 before and after (file mode
-/// 0.1098); with temperature fallback off, 10 finals and 0.2195 (13 and 0.2317 before). What
-/// is still lost is where no hold is: a partial that hears "and" as "in red." and closes it
-/// surely, one that drops a trailing "a" ("Addy married."), and a first word at the stream's
-/// very start judged too short.
+/// 0.1098). Partials decoded without temperature fallback then made the cue the same from
+/// run to run ("Addy married." with its period at 0.32, held): 10 finals, 0.2195. What is
+/// still lost is where no hold is: a partial that hears "and" as "in red." and closes it
+/// surely, and a first word at the stream's very start that Whisper drops.
 #[test]
 fn a_hesitating_speaker_goes_on_in_the_same_utterance_after_a_held_pause() {
     let _alone = alone();
@@ -492,7 +492,7 @@ fn a_hesitating_speaker_goes_on_in_the_same_utterance_after_a_held_pause() {
         "{finals} finals for {paused} recordings"
     );
     assert!(
-        live <= file + 0.14,
+        live <= file + 0.12,
         "live WER {live:.4} against file mode's {file:.4}"
     );
 }

@@ -78,7 +78,8 @@ struct Heard {
     texts: Vec<Vec<String>>,
 }
 
-pub fn table() {
+/// With `engine_only`, without the real-time runs (8 of its 22 minutes).
+pub fn table(engine_only: bool) {
     let cache = ModelCache::new();
     let key = common::model_key();
     // Held for the run: every transcriber below shares this load.
@@ -105,6 +106,9 @@ pub fn table() {
         write_texts(&dir, set, &heard);
     }
     println!("\nEach final, file and live: {}", dir.display());
+    if engine_only {
+        return;
+    }
     let short_pauses: Vec<(Vec<f32>, String)> = sets
         .iter()
         .filter(|s| s.short_pauses)

@@ -79,7 +79,7 @@ fn main() {
             return;
         }
         Some("live-accuracy") => {
-            live_accuracy::table();
+            live_accuracy::table(args.iter().any(|a| a == "--engine-only"));
             return;
         }
         Some("voice") => {

@@ -587,8 +587,8 @@ fn table() -> Vec<Property> {
             |f| glib::ParamSpecDouble::builder("temperature-increment")
                 .nick("Temperature increment")
                 .blurb(
-                    "Temperature fallback: a decode that repeats itself or is improbable is retried \
-                     this much hotter, up to 1.0; 0 turns the fallback off",
+                    "Temperature fallback: a final whose decode repeats itself or is improbable is \
+                     retried this much hotter, up to 1.0 (partials never are); 0 turns it off",
                 )
                 .minimum(0.0)
                 .maximum(1.0)

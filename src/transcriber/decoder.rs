@@ -142,6 +142,23 @@ fn prompt_tail(text: &str) -> &str {
     }
 }
 
+/// Which result a decode is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// A final: retried at higher temperatures when it looks failed, never stopped early.
+    Final,
+    /// A partial, a preview the next one replaces: no temperature fallback (each retry is a
+    /// whole decode again, and its sampling depends on what the pooled whisper state decoded
+    /// before, so the same audio read differently from run to run and with it the phrase
+    /// hold's cue), and it gives way at `give_way` to what waits behind it.
+    Partial { give_way: Instant },
+}
+
+/// whisper.cpp's default `logprob_thold`: a decode whose tokens average a log-probability
+/// under it is retried at a higher temperature. A partial decoded without that retry is not
+/// taken as the final (`Partials::into_covering`) when it falls under it.
+pub(super) const FALLBACK_LOGPROB: f32 = -1.0;
+
 /// What whisper.cpp's abort callback asks: has the stream been cancelled (a flush, a stop),
 /// or has the running decode passed the moment it gives way (a partial, `Decoder::decode`)?
 struct AbortCheck {
@@ -206,6 +223,8 @@ pub(super) struct Decoder {
     pub decoded_samples: u64,
     #[cfg(feature = "fault-injection")]
     pub inject_inference_error: bool,
+    /// The pass of the decode running (`decode`).
+    pass: Pass,
 }
 
 impl Decoder {
@@ -230,6 +249,7 @@ impl Decoder {
             decoded_samples: 0,
             #[cfg(feature = "fault-injection")]
             inject_inference_error: false,
+            pass: Pass::Final,
         };
         decoder.configure(options)?;
         Ok(decoder)
@@ -325,18 +345,25 @@ impl Decoder {
 
     /// Decodes `audio` in `plan`'s language with the encoder sized to it, falling back to
     /// the full context when the result looks like a repetition loop. The scheduler admits it
-    /// as `admission` says; one still running at `give_way` ends with `TranscribeError::GaveWay`.
+    /// as `admission` says; a partial `pass` still running at its `give_way` ends with
+    /// `TranscribeError::GaveWay`.
     pub fn decode(
         &mut self,
         audio: &[f32],
         admission: Admission,
-        give_way: Option<Instant>,
+        pass: Pass,
         plan: LanguagePlan,
     ) -> Result<Decoded, TranscribeError> {
         self.use_language(plan.language);
+        let give_way = match pass {
+            Pass::Final => None,
+            Pass::Partial { give_way } => Some(give_way),
+        };
         self.abort.set_give_way(give_way);
+        self.pass = pass;
         let decoded = self.decode_in_context(audio, admission, plan.detect);
         self.abort.set_give_way(None);
+        self.pass = Pass::Final;
         decoded
     }
 
@@ -428,6 +455,9 @@ impl Decoder {
         }
         params.set_n_threads(threads as i32);
         params.set_audio_ctx(audio_ctx);
+        if self.pass != Pass::Final {
+            params.set_temperature_inc(0.0);
+        }
         #[cfg(feature = "fault-injection")]
         if std::mem::take(&mut self.inject_inference_error) {
             // More than any model's context: whisper.cpp refuses the decode.

@@ -6,7 +6,7 @@
 //! depend on each other (no carried context, a language set), so the transcriber hands them
 //! to lanes and takes the results back in order.
 
-use super::decoder::Decoder;
+use super::decoder::{Decoder, Pass};
 use super::language::LanguagePlan;
 use super::segment::Decoded;
 use super::{DecodeOptions, TranscribeError};
@@ -204,7 +204,12 @@ impl Lane {
         let alone = self.in_flight.load(Ordering::SeqCst) == 1;
         decoder.set_threads(if alone { self.threads } else { 1 });
         let (calls, samples) = (decoder.calls, decoder.decoded_samples);
-        let decoded = decoder.decode(&job.audio, Admission::Queue(job.deadline), None, job.plan);
+        let decoded = decoder.decode(
+            &job.audio,
+            Admission::Queue(job.deadline),
+            Pass::Final,
+            job.plan,
+        );
         LaneResult {
             decoded,
             calls: decoder.calls - calls,

@@ -35,7 +35,7 @@ use crate::vad::{
     EnergyVad, VadConfig, VadError, VadEvent, VoiceDetector, FRAME_SAMPLES, MAX_ONSET_SAMPLES,
 };
 use checks::{drop_tail_hallucination, improbable_fragment};
-use decoder::Decoder;
+use decoder::{Decoder, Pass};
 use lanes::{LaneResult, Lanes, Pending};
 use language::{LanguagePlan, LanguageProbabilities, LanguageTracker};
 use phrase::leaves_phrase_open;
@@ -268,6 +268,7 @@ fn timed_pieces_and_words(
 /// The result for a decode of `span`, or `None` when there is no text or it is an improbable
 /// fragment (a hallucination on a cough).
 fn transcript(decoded: Decoded, span: &Span) -> Option<Transcript> {
+    let avg_logprob = decoded.avg_logprob();
     let segments: Vec<Segment> = decoded
         .segments
         .into_iter()
@@ -299,11 +300,7 @@ fn transcript(decoded: Decoded, span: &Span) -> Option<Transcript> {
         end: at(last.end.max(first.start)),
         language: decoded.language.code.to_string(),
         language_probability: decoded.language.probability,
-        avg_logprob: if tokens > 0 {
-            logprob / tokens as f32
-        } else {
-            0.0
-        },
+        avg_logprob,
         no_speech_prob: segments
             .iter()
             .map(|s| s.no_speech_prob)
@@ -878,7 +875,7 @@ impl Transcriber {
             Some(decoded) => decoded,
             None => {
                 let deadline = self.final_deadline(utterance.held);
-                self.decode(&utterance.audio, Admission::Queue(deadline), None)?
+                self.decode(&utterance.audio, Admission::Queue(deadline), Pass::Final)?
             }
         };
         Ok(self.final_transcript(decoded, &ended).into_iter().collect())
@@ -1005,11 +1002,11 @@ impl Transcriber {
         &mut self,
         audio: &[f32],
         admission: Admission,
-        give_way: Option<Instant>,
+        pass: Pass,
     ) -> Result<Decoded, TranscribeError> {
         let mut decoded = self
             .decoder
-            .decode(audio, admission, give_way, self.languages.plan())?;
+            .decode(audio, admission, pass, self.languages.plan())?;
         let language = match &decoded.detection {
             Some(detected) => {
                 let seconds = audio.len() as f32 / SAMPLE_RATE as f32;
@@ -1023,7 +1020,7 @@ impl Transcriber {
                 detect: false,
             };
             let first = decoded;
-            decoded = self.decoder.decode(audio, admission, give_way, plan)?;
+            decoded = self.decoder.decode(audio, admission, pass, plan)?;
             decoded.inference_time += first.inference_time;
             decoded.queue_time += first.queue_time;
         }
@@ -1120,7 +1117,8 @@ impl Transcriber {
         // a 1 s partial on two spinning threads took 7.2 s and made a final 3.5 s late: a
         // partial gives way after half a final's budget, leaving the final the other half.
         let give_way = Instant::now() + self.final_budget() / 2;
-        let mut decoded = match self.decode(&audio, self.admission(due), Some(give_way)) {
+        let pass = Pass::Partial { give_way };
+        let mut decoded = match self.decode(&audio, self.admission(due), pass) {
             Err(TranscribeError::GaveWay) => {
                 self.partials_shed += 1;
                 self.partials_given_way += 1;

@@ -32,3 +32,16 @@ pub(super) struct Decoded {
     /// The scheduler served it after its deadline.
     pub late: bool,
 }
+
+impl Decoded {
+    /// The average log-probability of its text tokens (0 without any), as whisper.cpp judges a
+    /// decode for its temperature fallback.
+    pub fn avg_logprob(&self) -> f32 {
+        let tokens: usize = self.segments.iter().map(|s| s.tokens).sum();
+        let logprob: f32 = self.segments.iter().map(|s| s.logprob_sum).sum();
+        match tokens {
+            0 => 0.0,
+            n => logprob / n as f32,
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! between voice-detector frames, started afresh for each utterance.
 
 use super::checks::comparable;
+use super::decoder::FALLBACK_LOGPROB;
 use super::segment::Decoded;
 use super::WINDOW_SAMPLES;
 use std::time::Duration;
@@ -156,10 +157,13 @@ impl Partials {
     }
 
     /// The last partial's decode, if it heard everything up to `speech_end`: the final need
-    /// not decode again.
+    /// not decode again. Not one whisper.cpp would have retried at a higher temperature had
+    /// it been a final's: partials are decoded without that fallback.
     pub fn into_covering(self, speech_end: Option<usize>) -> Option<Decoded> {
         self.last
-            .filter(|(heard, _)| covers(*heard, speech_end))
+            .filter(|(heard, decoded)| {
+                covers(*heard, speech_end) && decoded.avg_logprob() >= FALLBACK_LOGPROB
+            })
             .map(|(_, decoded)| decoded)
     }
 
@@ -199,4 +203,55 @@ impl Partials {
 /// Whether a decode of the first `heard` samples heard all the speech, up to `speech_end`.
 fn covers(heard: usize, speech_end: Option<usize>) -> bool {
     speech_end.is_some_and(|end| end <= heard)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::language::Language;
+    use super::super::segment::{Decoded, Segment};
+    use super::Partials;
+    use std::time::Duration;
+
+    /// A partial of "Addy married." whose 4 tokens average `avg_logprob`.
+    fn partial(avg_logprob: f32) -> Decoded {
+        let segment = Segment {
+            text: "Addy married.".into(),
+            start: 0,
+            end: 16_000,
+            logprob_sum: 4.0 * avg_logprob,
+            tokens: 4,
+            no_speech_prob: 0.0,
+            last_p: 0.9,
+            words: Vec::new(),
+        };
+        Decoded {
+            segments: vec![segment],
+            language: Language::set("en"),
+            detection: None,
+            inference_time: Duration::ZERO,
+            queue_time: Duration::ZERO,
+            threads: 1,
+            late: false,
+        }
+    }
+
+    #[test]
+    fn a_partial_whisper_cpp_would_have_retried_is_not_taken_as_the_final() {
+        let covering = |avg_logprob: f32| {
+            let mut partials = Partials::default();
+            partials.keep(20_000, partial(avg_logprob));
+            partials.into_covering(Some(18_000)).is_some()
+        };
+        assert!(covering(-0.4));
+        assert!(
+            !covering(-1.2),
+            "under whisper.cpp's -1: decoded again with fallback"
+        );
+        let mut short = Partials::default();
+        short.keep(10_000, partial(-0.4));
+        assert!(
+            short.into_covering(Some(18_000)).is_none(),
+            "heard only part of the speech"
+        );
+    }
 }
