@@ -641,7 +641,9 @@ impl Transcriber {
         let padding = duration_to_samples(config.padding) as usize;
         let in_utterance = !self.utterance.is_empty();
         match event {
-            VadEvent::Silence | VadEvent::NoiseEnded(_) if self.utterance.held.is_some() => {
+            VadEvent::Silence | VadEvent::NoiseEnded(_) | VadEvent::Pause
+                if self.utterance.held.is_some() =>
+            {
                 self.hold_pause(frame, padding)
             }
             // After an utterance was ended at a pause (files), speech goes on as a new one.
@@ -743,10 +745,10 @@ impl Transcriber {
         self.hold_pause(frame, padding)
     }
 
-    /// A quiet frame of a held pause that the detector decided outside an utterance (the
-    /// frame that ended it; with Silero, the rest of the block it had decided by then): the
-    /// utterance ends once the pause is as long as it is held for (or at its length limit);
-    /// speech before then goes on in it.
+    /// A quiet frame of a held pause: the utterance ends once the pause is as long as it is
+    /// held for (or at its length limit); speech before then goes on in it. The transcriber
+    /// counts the pause, not the detector: Silero decides frames a block (320 ms) at a time,
+    /// so those of the block that ended its utterance came before the hold reached it.
     fn hold_pause(
         &mut self,
         frame: &[f32],
