@@ -40,7 +40,7 @@ use lanes::{LaneResult, Lanes, Pending};
 use language::{LanguagePlan, LanguageProbabilities, LanguageTracker};
 use phrase::leaves_phrase_open;
 use rejected::Rejections;
-use segment::{Decoded, Segment};
+use segment::{logprob_totals, mean_logprob, Decoded, Segment};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use utterance::{Partials, Utterance};
@@ -268,7 +268,6 @@ fn timed_pieces_and_words(
 /// The result for a decode of `span`, or `None` when there is no text or it is an improbable
 /// fragment (a hallucination on a cough).
 fn transcript(decoded: Decoded, span: &Span) -> Option<Transcript> {
-    let avg_logprob = decoded.avg_logprob();
     let segments: Vec<Segment> = decoded
         .segments
         .into_iter()
@@ -277,8 +276,7 @@ fn transcript(decoded: Decoded, span: &Span) -> Option<Transcript> {
     let (first, last) = (segments.first()?, segments.last()?);
     let at =
         |samples: i64| samples_to_duration(span.start + samples.clamp(0, span.len as i64) as u64);
-    let tokens: usize = segments.iter().map(|s| s.tokens).sum();
-    let logprob: f32 = segments.iter().map(|s| s.logprob_sum).sum();
+    let (logprob, tokens) = logprob_totals(&segments);
     if improbable_fragment(span.len as i64, logprob, tokens) {
         return None;
     }
@@ -300,7 +298,7 @@ fn transcript(decoded: Decoded, span: &Span) -> Option<Transcript> {
         end: at(last.end.max(first.start)),
         language: decoded.language.code.to_string(),
         language_probability: decoded.language.probability,
-        avg_logprob,
+        avg_logprob: mean_logprob((logprob, tokens)),
         no_speech_prob: segments
             .iter()
             .map(|s| s.no_speech_prob)

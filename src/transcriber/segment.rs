@@ -34,14 +34,24 @@ pub(super) struct Decoded {
 }
 
 impl Decoded {
-    /// The average log-probability of its text tokens (0 without any), as whisper.cpp judges a
-    /// decode for its temperature fallback.
+    /// The average log-probability of its text tokens, as whisper.cpp judges a decode for
+    /// its temperature fallback.
     pub fn avg_logprob(&self) -> f32 {
-        let tokens: usize = self.segments.iter().map(|s| s.tokens).sum();
-        let logprob: f32 = self.segments.iter().map(|s| s.logprob_sum).sum();
-        match tokens {
-            0 => 0.0,
-            n => logprob / n as f32,
-        }
+        mean_logprob(logprob_totals(&self.segments))
+    }
+}
+
+/// The summed log-probability of `segments`' text tokens, and how many there are.
+pub(super) fn logprob_totals(segments: &[Segment]) -> (f32, usize) {
+    let tokens = segments.iter().map(|s| s.tokens).sum();
+    let logprob = segments.iter().map(|s| s.logprob_sum).sum();
+    (logprob, tokens)
+}
+
+/// The average of `logprob_totals` (0 without any token).
+pub(super) fn mean_logprob((logprob, tokens): (f32, usize)) -> f32 {
+    match tokens {
+        0 => 0.0,
+        n => logprob / n as f32,
     }
 }

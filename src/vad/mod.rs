@@ -568,8 +568,8 @@ mod tests {
         all.chunks(FRAME_SAMPLES).map(<[f32]>::to_vec).collect()
     }
 
-    /// The events of a consonant (hiss 30 dB over the room) heard `quiet_frames` after a
-    /// second of voice, with the pause held open or not.
+    /// The events of a consonant (hiss 30 dB over the room) heard 0.6 s after a second of
+    /// voice, with the pause held open or not.
     fn consonant_after_a_pause(held: bool) -> Vec<VadEvent> {
         let mut seed = 7;
         let mut vad = EnergyVad::new(VadConfig::default());
