@@ -648,13 +648,15 @@ impl Transcriber {
             VadEvent::SpeechStart | VadEvent::Speech if !in_utterance => {
                 // Padding before where the speech began, which may be before this frame.
                 let onset = self.vad.as_ref().map_or(0, |v| v.onset_samples());
-                let keep = self.preroll.len().min(padding + onset);
+                let wanted = padding + onset;
+                let keep = self.preroll.len().min(wanted);
                 let older = self.preroll.len() - keep;
                 let padding: Vec<f32> = self.preroll.drain(..).skip(older).collect();
                 let before = self.history.len().saturating_sub(keep);
                 let from = before.saturating_sub(EVIDENCE_SAMPLES);
                 let heard = self.history.range(from..before).copied().collect();
-                self.utterance = Utterance::begin(heard, &padding, frame_start, frame);
+                let padding = (&padding[..], wanted);
+                self.utterance = Utterance::begin(heard, padding, frame_start, frame);
                 Ok(Vec::new())
             }
             VadEvent::Silence => {
@@ -867,7 +869,7 @@ impl Transcriber {
         };
         self.next_utterance += 1;
         if self.lanes_apply() {
-            return self.hand_to_lane(utterance.audio, ended);
+            return self.hand_to_lane((utterance.audio, utterance.lead), ended);
         }
         // The encoder is sized to the utterance: on the 32-clip corpus 3.4x faster than the
         // full 30 s context at the same WER (0.046); a decode that loops is redone in full.
@@ -875,7 +877,8 @@ impl Transcriber {
             Some(decoded) => decoded,
             None => {
                 let deadline = self.final_deadline(utterance.held);
-                self.decode(&utterance.audio, Admission::Queue(deadline), Pass::Final)?
+                let (audio, lead) = (&utterance.audio, utterance.lead);
+                self.decode(audio, lead, Admission::Queue(deadline), Pass::Final)?
             }
         };
         Ok(self.final_transcript(decoded, &ended).into_iter().collect())
@@ -936,7 +939,7 @@ impl Transcriber {
     /// first taking back the finals that make room for it.
     fn hand_to_lane(
         &mut self,
-        audio: Vec<f32>,
+        audio: (Vec<f32>, usize),
         ended: EndedUtterance,
     ) -> Result<Vec<Transcript>, TranscribeError> {
         let mut out = Vec::new();
@@ -995,18 +998,19 @@ impl Transcriber {
         Ok(self.final_transcript(decoded, ended))
     }
 
-    /// Decodes `audio` in the language the stream's tracker plans. When the decode detected
-    /// a language the tracker chooses another than the one decoded in (a switch, or
-    /// whisper.cpp's own detection overruled), it is decoded again in that one.
+    /// Decodes `audio` (after `lead` samples of silence) in the language the stream's tracker
+    /// plans. When the decode detected a language the tracker chooses another than the one
+    /// decoded in (a switch, or whisper.cpp's own detection overruled), it is decoded again
+    /// in that one.
     fn decode(
         &mut self,
         audio: &[f32],
+        lead: usize,
         admission: Admission,
         pass: Pass,
     ) -> Result<Decoded, TranscribeError> {
-        let mut decoded = self
-            .decoder
-            .decode(audio, admission, pass, self.languages.plan())?;
+        let plan = self.languages.plan();
+        let mut decoded = self.decoder.decode(audio, lead, admission, pass, plan)?;
         let language = match &decoded.detection {
             Some(detected) => {
                 let seconds = audio.len() as f32 / SAMPLE_RATE as f32;
@@ -1020,7 +1024,7 @@ impl Transcriber {
                 detect: false,
             };
             let first = decoded;
-            decoded = self.decoder.decode(audio, admission, pass, plan)?;
+            decoded = self.decoder.decode(audio, lead, admission, pass, plan)?;
             decoded.inference_time += first.inference_time;
             decoded.queue_time += first.queue_time;
         }
@@ -1112,13 +1116,13 @@ impl Transcriber {
                 return Ok(Vec::new());
             }
         }
-        let audio = self.utterance.audio.clone();
+        let (audio, lead) = (self.utterance.audio.clone(), self.utterance.lead);
         // A partial holds up whatever waits behind it, a final among it. Beside a busy process
         // a 1 s partial on two spinning threads took 7.2 s and made a final 3.5 s late: a
         // partial gives way after half a final's budget, leaving the final the other half.
         let give_way = Instant::now() + self.final_budget() / 2;
         let pass = Pass::Partial { give_way };
-        let mut decoded = match self.decode(&audio, self.admission(due), pass) {
+        let mut decoded = match self.decode(&audio, lead, self.admission(due), pass) {
             Err(TranscribeError::GaveWay) => {
                 self.partials_shed += 1;
                 self.partials_given_way += 1;

@@ -39,6 +39,20 @@ impl Decoded {
     pub fn avg_logprob(&self) -> f32 {
         mean_logprob(logprob_totals(&self.segments))
     }
+
+    /// Times from the start of the audio after the first `samples` decoded (silence put
+    /// before it): what came in that silence is at 0.
+    pub fn shift_back(&mut self, samples: usize) {
+        let back = |t: &mut i64| *t = (*t - samples as i64).max(0);
+        for segment in &mut self.segments {
+            back(&mut segment.start);
+            back(&mut segment.end);
+            for (_, start, end, _) in &mut segment.words {
+                back(start);
+                back(end);
+            }
+        }
+    }
 }
 
 /// The summed log-probability of `segments`' text tokens, and how many there are.

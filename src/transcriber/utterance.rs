@@ -37,6 +37,9 @@ pub(super) struct Utterance {
     /// Live: the detector heard the utterance end, but at a phrase left open or in loud
     /// noise; it goes on until the pause is this long (`Transcriber::pause_hold`).
     pub held: Option<Duration>,
+    /// Samples of silence its decodes start with: the padding a stream had not yet heard
+    /// when its speech began. Whisper drops a first word that starts its audio.
+    pub lead: usize,
 }
 
 impl Utterance {
@@ -51,6 +54,7 @@ impl Utterance {
             best_pause: None,
             before: Vec::new(),
             held: None,
+            lead: 0,
         }
     }
 
@@ -62,13 +66,22 @@ impl Utterance {
         self.audio.len()
     }
 
-    /// An utterance starting with the padding kept before it and its first speech frame,
-    /// which starts at stream position `frame_start`; `before` is the audio before the padding.
-    pub fn begin(before: Vec<f32>, padding: &[f32], frame_start: u64, frame: &[f32]) -> Self {
+    /// An utterance starting with the padding kept before it (`wanted` samples of it when
+    /// the stream had them) and its first speech frame, which starts at stream position
+    /// `frame_start`; `before` is the audio before the padding.
+    pub fn begin(
+        before: Vec<f32>,
+        (padding, wanted): (&[f32], usize),
+        frame_start: u64,
+        frame: &[f32],
+    ) -> Self {
         let mut u = Utterance::new(0);
         u.before = before;
         u.audio.extend_from_slice(padding);
         u.start = frame_start - u.audio.len() as u64;
+        if u.start == 0 {
+            u.lead = wanted.saturating_sub(padding.len());
+        }
         u.add_speech(frame);
         u
     }
@@ -209,7 +222,7 @@ fn covers(heard: usize, speech_end: Option<usize>) -> bool {
 mod tests {
     use super::super::language::Language;
     use super::super::segment::{Decoded, Segment};
-    use super::Partials;
+    use super::{Partials, Utterance};
     use std::time::Duration;
 
     /// A partial of "Addy married." whose 4 tokens average `avg_logprob`.
@@ -253,5 +266,35 @@ mod tests {
             short.into_covering(Some(18_000)).is_none(),
             "heard only part of the speech"
         );
+    }
+
+    #[test]
+    fn speech_at_a_stream_s_start_is_decoded_after_the_padding_it_lacks_as_silence() {
+        let frame = [0.1f32; 480];
+        let wanted = 4_800;
+        let at_start = Utterance::begin(Vec::new(), (&[0.0; 1_440], wanted), 1_440, &frame);
+        assert_eq!((at_start.start, at_start.lead), (0, 3_360));
+        let full = Utterance::begin(Vec::new(), (&[0.0; 4_800], wanted), 4_800, &frame);
+        assert_eq!(
+            (full.start, full.lead),
+            (0, 0),
+            "the stream had all the padding"
+        );
+        let after_an_utterance =
+            Utterance::begin(vec![0.2; 960], (&[0.0; 960], wanted), 40_000, &frame);
+        assert_eq!(
+            after_an_utterance.lead, 0,
+            "audio came before it: the padding is short because an utterance just ended"
+        );
+    }
+
+    #[test]
+    fn a_decode_after_silence_is_timed_from_the_audio_after_it() {
+        let mut decoded = partial(-0.4);
+        decoded.segments[0].words = vec![("Addy".into(), 3_000, 8_000, 0.9)];
+        decoded.shift_back(4_000);
+        let segment = &decoded.segments[0];
+        assert_eq!((segment.start, segment.end), (0, 12_000));
+        assert_eq!((segment.words[0].1, segment.words[0].2), (0, 4_000));
     }
 }
