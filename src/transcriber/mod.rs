@@ -646,17 +646,7 @@ impl Transcriber {
             }
             // After an utterance was ended at a pause (files), speech goes on as a new one.
             VadEvent::SpeechStart | VadEvent::Speech if !in_utterance => {
-                // Padding before where the speech began, which may be before this frame.
-                let onset = self.vad.as_ref().map_or(0, |v| v.onset_samples());
-                let wanted = padding + onset;
-                let keep = self.preroll.len().min(wanted);
-                let older = self.preroll.len() - keep;
-                let padding: Vec<f32> = self.preroll.drain(..).skip(older).collect();
-                let before = self.history.len().saturating_sub(keep);
-                let from = before.saturating_sub(EVIDENCE_SAMPLES);
-                let heard = self.history.range(from..before).copied().collect();
-                let padding = (&padding[..], wanted);
-                self.utterance = Utterance::begin(heard, padding, frame_start, frame);
+                self.begin_utterance(frame_start, frame, padding);
                 Ok(Vec::new())
             }
             VadEvent::Silence => {
@@ -690,6 +680,24 @@ impl Transcriber {
                 }
             }
         }
+    }
+
+    /// Starts an utterance at the speech frame `frame` (at stream position `frame_start`),
+    /// with `padding` samples before where its sound began, which may be before this frame.
+    fn begin_utterance(&mut self, frame_start: u64, frame: &[f32], padding: usize) {
+        let onset = self.vad.as_ref().map_or(0, |v| v.onset_samples());
+        let wanted = padding + onset;
+        let keep = self.preroll.len().min(wanted);
+        let older = self.preroll.len() - keep;
+        let padding: Vec<f32> = self.preroll.drain(..).skip(older).collect();
+        let before = self.history.len().saturating_sub(keep);
+        let from = before.saturating_sub(EVIDENCE_SAMPLES);
+        let heard = self.history.range(from..before).copied().collect();
+        // Live only: a file's utterance runs until a 2 s pause, and whisper.cpp recovers its
+        // first words from what follows (docs/design.md, section 4: the same WER either way).
+        let lead_to = if self.options.live { wanted } else { 0 };
+        let padding = (&padding[..], lead_to);
+        self.utterance = Utterance::begin(heard, padding, frame_start, frame);
     }
 
     /// Live: how long the pause that would end the utterance (under `PHRASE_HOLD_LIMIT`

@@ -66,12 +66,13 @@ impl Utterance {
         self.audio.len()
     }
 
-    /// An utterance starting with the padding kept before it (`wanted` samples of it when
-    /// the stream had them) and its first speech frame, which starts at stream position
-    /// `frame_start`; `before` is the audio before the padding.
+    /// An utterance starting with the padding kept before it and its first speech frame,
+    /// which starts at stream position `frame_start`; `before` is the audio before the
+    /// padding. Where the stream began less than `lead_to` samples before the speech, its
+    /// decodes make up the rest with silence.
     pub fn begin(
         before: Vec<f32>,
-        (padding, wanted): (&[f32], usize),
+        (padding, lead_to): (&[f32], usize),
         frame_start: u64,
         frame: &[f32],
     ) -> Self {
@@ -80,7 +81,7 @@ impl Utterance {
         u.audio.extend_from_slice(padding);
         u.start = frame_start - u.audio.len() as u64;
         if u.start == 0 {
-            u.lead = wanted.saturating_sub(padding.len());
+            u.lead = lead_to.saturating_sub(padding.len());
         }
         u.add_speech(frame);
         u
@@ -271,17 +272,17 @@ mod tests {
     #[test]
     fn speech_at_a_stream_s_start_is_decoded_after_the_padding_it_lacks_as_silence() {
         let frame = [0.1f32; 480];
-        let wanted = 4_800;
-        let at_start = Utterance::begin(Vec::new(), (&[0.0; 1_440], wanted), 1_440, &frame);
+        let lead_to = 4_800;
+        let at_start = Utterance::begin(Vec::new(), (&[0.0; 1_440], lead_to), 1_440, &frame);
         assert_eq!((at_start.start, at_start.lead), (0, 3_360));
-        let full = Utterance::begin(Vec::new(), (&[0.0; 4_800], wanted), 4_800, &frame);
+        let full = Utterance::begin(Vec::new(), (&[0.0; 4_800], lead_to), 4_800, &frame);
         assert_eq!(
             (full.start, full.lead),
             (0, 0),
             "the stream had all the padding"
         );
         let after_an_utterance =
-            Utterance::begin(vec![0.2; 960], (&[0.0; 960], wanted), 40_000, &frame);
+            Utterance::begin(vec![0.2; 960], (&[0.0; 960], lead_to), 40_000, &frame);
         assert_eq!(
             after_an_utterance.lead, 0,
             "audio came before it: the padding is short because an utterance just ended"
