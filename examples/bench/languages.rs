@@ -142,10 +142,17 @@ pub fn table() {
             "faster_whisper_error_rate": their.map(|t| t.1)}));
     }
     let switching = switching_table(&clips, &model);
+    let theirs_texts = theirs.as_ref().map(|t| &t.0);
     let texts: Vec<_> = clips
         .iter()
-        .zip(&stream)
-        .map(|(c, (text, language))| json!({"file": c.path, "reference": c.reference, "whisperstt": text, "language": language}))
+        .enumerate()
+        .map(|(i, c)| {
+            let (text, language) = &stream[i];
+            let fw = theirs_texts.and_then(|t| t.get(i));
+            json!({"file": c.path, "reference": c.reference, "whisperstt": text,
+                "language": language, "per_utterance": utterance[i].0,
+                "faster_whisper": fw.map(|t| &t.0)})
+        })
         .collect();
     let out = json!({"languages": results, "texts": texts, "switching": switching});
     let path = crate::bench_dir().join("languages.json");
