@@ -37,8 +37,8 @@ pub(super) struct Utterance {
     /// Live: the detector heard the utterance end, but at a phrase left open or in loud
     /// noise; it goes on until the pause is this long (`Transcriber::pause_hold`).
     pub held: Option<Duration>,
-    /// Samples of silence its decodes start with: the padding a stream had not yet heard
-    /// when its speech began. Whisper drops a first word that starts its audio.
+    /// Samples of silence its decodes start with: the padding a live stream had not yet
+    /// heard when its speech began (whisper.cpp reads speech that starts its audio worse).
     pub lead: usize,
 }
 
