@@ -693,8 +693,9 @@ impl Transcriber {
         let before = self.history.len().saturating_sub(keep);
         let from = before.saturating_sub(EVIDENCE_SAMPLES);
         let heard = self.history.range(from..before).copied().collect();
-        // Live only: a file's utterance runs until a 2 s pause, and whisper.cpp recovers its
-        // first words from what follows (docs/design.md, section 4: the same WER either way).
+        // Live only: a file's utterance runs until a 2 s pause and whisper.cpp recovers its
+        // first words from what follows; there the silence moved results by chance, a few
+        // words either way (docs/design.md, section 4).
         let lead_to = if self.options.live { wanted } else { 0 };
         let padding = (&padding[..], lead_to);
         self.utterance = Utterance::begin(heard, padding, frame_start, frame);
