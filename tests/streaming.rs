@@ -508,7 +508,10 @@ fn live_speech_that_starts_with_the_stream_keeps_its_words_and_timing() {
     let (mut errors, mut words, mut first_lost) = (0, 0, Vec::new());
     for (path, reference) in common::pocketsphinx_clips() {
         let audio = common::read_audio(&path);
-        let out = feed(&mut transcriber(true), common::starting_on_speech(&audio));
+        let out = feed(
+            &mut transcriber(true),
+            common::degrade::starting_on_speech(&audio),
+        );
         let finals: Vec<&Transcript> = out.iter().filter(|r| r.is_final).collect();
         let text: Vec<&str> = finals.iter().map(|r| r.text.as_str()).collect();
         let text = text.join(" ");

@@ -343,15 +343,13 @@ impl Decoder {
         }
     }
 
-    /// Decodes `audio`, after `lead` samples of silence, in `plan`'s language with the
-    /// encoder sized to it, falling back to the full context when the result looks like a
-    /// repetition loop; times are from `audio`'s start. The scheduler admits it as
-    /// `admission` says; a partial `pass` still running at its `give_way` ends with
+    /// Decodes `audio` in `plan`'s language with the encoder sized to it, falling back to
+    /// the full context when the result looks like a repetition loop. The scheduler admits it
+    /// as `admission` says; a partial `pass` still running at its `give_way` ends with
     /// `TranscribeError::GaveWay`.
     pub fn decode(
         &mut self,
         audio: &[f32],
-        lead: usize,
         admission: Admission,
         pass: Pass,
         plan: LanguagePlan,
@@ -363,21 +361,10 @@ impl Decoder {
         };
         self.abort.set_give_way(give_way);
         self.pass = pass;
-        let led;
-        let audio = match lead {
-            0 => audio,
-            _ => {
-                led = [&vec![0.0; lead][..], audio].concat();
-                &led[..]
-            }
-        };
         let decoded = self.decode_in_context(audio, admission, plan.detect);
         self.abort.set_give_way(None);
         self.pass = Pass::Final;
-        decoded.map(|mut d| {
-            d.shift_back(lead);
-            d
-        })
+        decoded
     }
 
     fn decode_in_context(

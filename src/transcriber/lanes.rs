@@ -24,8 +24,6 @@ const MAX_LANES: u32 = 4;
 /// One utterance's decode, and where its result goes.
 struct Job {
     audio: Vec<f32>,
-    /// Samples of silence decoded before `audio` (`Decoder::decode`).
-    lead: usize,
     deadline: Instant,
     plan: LanguagePlan,
     reply: Sender<LaneResult>,
@@ -138,17 +136,11 @@ impl Lanes {
     }
 
     /// Hands `audio` to the next free lane.
-    pub fn submit(
-        &self,
-        (audio, lead): (Vec<f32>, usize),
-        deadline: Instant,
-        plan: LanguagePlan,
-    ) -> Pending {
+    pub fn submit(&self, audio: Vec<f32>, deadline: Instant, plan: LanguagePlan) -> Pending {
         let (reply, result) = mpsc::channel();
         let abandoned = Arc::new(AtomicBool::new(false));
         let job = Job {
             audio,
-            lead,
             deadline,
             plan,
             reply,
@@ -214,7 +206,6 @@ impl Lane {
         let (calls, samples) = (decoder.calls, decoder.decoded_samples);
         let decoded = decoder.decode(
             &job.audio,
-            job.lead,
             Admission::Queue(job.deadline),
             Pass::Final,
             job.plan,

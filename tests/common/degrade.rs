@@ -159,6 +159,15 @@ fn music(len: usize, rng: &mut Rng) -> Vec<f32> {
         .collect()
 }
 
+/// `audio` from its first sound (a 30 ms frame within 30 dB of the loudest): speech that
+/// starts with the stream, as from a push-to-talk button.
+pub fn starting_on_speech(audio: &[f32]) -> &[f32] {
+    let power = |f: &[f32]| rms(f).powi(2);
+    let peak = audio.chunks(FRAME).map(power).fold(0.0, f32::max);
+    let first = audio.chunks(FRAME).position(|f| power(f) > peak / 1000.0);
+    &audio[first.unwrap_or(0) * FRAME..]
+}
+
 fn rms(audio: &[f32]) -> f32 {
     (audio.iter().map(|s| s * s).sum::<f32>() / audio.len().max(1) as f32).sqrt()
 }

@@ -234,15 +234,6 @@ pub fn wer(reference: &str, hypothesis: &str) -> f64 {
     e as f64 / n.max(1) as f64
 }
 
-/// `audio` from its first sound (a 30 ms frame within 30 dB of the loudest): speech that
-/// starts with the stream, as from a push-to-talk button.
-pub fn starting_on_speech(audio: &[f32]) -> &[f32] {
-    let power = |f: &[f32]| f.iter().map(|s| s * s).sum::<f32>() / f.len() as f32;
-    let peak = audio.chunks(480).map(power).fold(0.0, f32::max);
-    let first = audio.chunks(480).position(|f| power(f) > peak / 1000.0);
-    &audio[first.unwrap_or(0) * 480..]
-}
-
 /// (file, transcript) for each clip in `../shared/corpus/manifest.tsv`.
 pub fn corpus_clips(corpus: &Path) -> Vec<(PathBuf, String)> {
     let text = std::fs::read_to_string(corpus.join("manifest.tsv")).unwrap();
