@@ -13,7 +13,8 @@
 # (pocketsphinx-testdata speech; it does not need ../shared);
 # `scripts/bench.sh live-accuracy`: live finals against file mode, recording by recording
 # (pocketsphinx-testdata, and with ../shared the corpus and the long reading); with
-# --engine-only, without the real-time runs through whispersink.
+# --engine-only, without the real-time runs through whispersink; with --realtime N, only the
+# real-time runs of N streams (1 or 8).
 # WHISPERSTT_BENCH_PROPS adds whisperstt element properties (to try settings side by side).
 set -eu
 cd "$(dirname "$0")/.."

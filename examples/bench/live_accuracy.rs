@@ -78,25 +78,28 @@ struct Heard {
     texts: Vec<Vec<String>>,
 }
 
-/// With `engine_only`, without the real-time runs (8 of its 22 minutes).
-pub fn table(engine_only: bool) {
+/// With `engine_only`, without the real-time runs (8 of its 22 minutes); with `realtime`,
+/// only the real-time runs of that many streams (to compare settings' latency quickly).
+pub fn table(engine_only: bool, realtime: Option<usize>) {
     let cache = ModelCache::new();
     let key = common::model_key();
     // Held for the run: every transcriber below shares this load.
     let _model = cache.acquire(&key, None).unwrap();
     let dir = crate::bench_dir().join("live-accuracy");
     std::fs::create_dir_all(&dir).unwrap();
-    println!("## Live against file mode (tiny.en, greedy, {} threads, the engine fed as fast as it decodes)\n", crate::threads());
-    let names: Vec<&str> = VARIANTS.iter().map(|v| v.name).collect();
-    println!(
-        "| recordings | audio s | words | {} WER | finals ({}) | decoded s per audio s ({}) |",
-        names.join(" WER | "),
-        names.join(" / "),
-        names.join(" / ")
-    );
-    println!("|---|---|---|{}---|---|", "---|".repeat(VARIANTS.len()));
+    if realtime.is_none() {
+        println!("## Live against file mode (tiny.en, greedy, {} threads, the engine fed as fast as it decodes)\n", crate::threads());
+        let names: Vec<&str> = VARIANTS.iter().map(|v| v.name).collect();
+        println!(
+            "| recordings | audio s | words | {} WER | finals ({}) | decoded s per audio s ({}) |",
+            names.join(" WER | "),
+            names.join(" / "),
+            names.join(" / ")
+        );
+        println!("|---|---|---|{}---|---|", "---|".repeat(VARIANTS.len()));
+    }
     let sets = sets(&cache, &key);
-    for set in &sets {
+    for set in sets.iter().filter(|_| realtime.is_none()) {
         eprintln!("live-accuracy: {}", set.name);
         let heard: Vec<Heard> = VARIANTS
             .iter()
@@ -114,7 +117,7 @@ pub fn table(engine_only: bool) {
         .filter(|s| s.short_pauses)
         .flat_map(|s| s.recordings.iter().cloned())
         .collect();
-    realtime_table(&short_pauses);
+    realtime_table(&short_pauses, realtime);
 }
 
 /// Real-time runs of the short-pause recordings: streams at once, a name, whispersink's
@@ -131,7 +134,7 @@ const REALTIME_GAP: usize = 2 * 16_000;
 
 /// The short-pause recordings played through `whispersink` in real time, one stream and
 /// eight at once (each starting at another recording), with and without the phrase hold.
-fn realtime_table(recordings: &[(Vec<f32>, String)]) {
+fn realtime_table(recordings: &[(Vec<f32>, String)], only_streams: Option<usize>) {
     println!(
         "\n## The same in real time through whispersink: {} recordings with pauses inside sentences, {} s of room tone between\n",
         recordings.len(),
@@ -139,7 +142,10 @@ fn realtime_table(recordings: &[(Vec<f32>, String)]) {
     );
     println!("| streams | variant | audio s per stream | WER | finals per stream | final latency p50 / p95 / max s | partial every (median s) | max lag s |");
     println!("|---|---|---|---|---|---|---|---|");
-    for (n, name, props) in REALTIME {
+    let runs = REALTIME
+        .into_iter()
+        .filter(|(n, _, _)| only_streams.is_none_or(|o| o == *n));
+    for (n, name, props) in runs {
         eprintln!("live-accuracy: real time, {n} streams, {name}");
         let streams: Vec<(Vec<f32>, String)> = (0..n)
             .map(|i| {
@@ -148,7 +154,8 @@ fn realtime_table(recordings: &[(Vec<f32>, String)]) {
                 joined(&rotated, REALTIME_GAP)
             })
             .collect();
-        let pipelines = crate::live_pipelines(n, props);
+        // The row's own properties go last: they win over WHISPERSTT_BENCH_PROPS.
+        let pipelines = crate::live_pipelines(n, &format!("{} {props}", crate::extra_props()));
         crate::start_live(&pipelines);
         let audio = streams.iter().map(|(a, _)| a.clone()).collect();
         let (logs, _) = crate::play_live(&pipelines, audio);

@@ -79,7 +79,11 @@ fn main() {
             return;
         }
         Some("live-accuracy") => {
-            live_accuracy::table(args.iter().any(|a| a == "--engine-only"));
+            let realtime = args
+                .iter()
+                .position(|a| a == "--realtime")
+                .and_then(|i| args.get(i + 1)?.parse().ok());
+            live_accuracy::table(args.iter().any(|a| a == "--engine-only"), realtime);
             return;
         }
         Some("voice") => {
