@@ -475,9 +475,11 @@ fn shared_live_finals_with_pauses_inside_sentences_are_within_0_02_of_file_mode(
 /// a 0.6 s pause looked 0.8 s long. A held pause now stays inside the detector's utterance.
 /// Measured: 11 finals for 8 recordings (15 before), WER 0.2439 before and after (file mode
 /// 0.1098). Partials decoded without temperature fallback then made the cue the same from
-/// run to run ("Addy married." with its period at 0.32, held): 10 finals, 0.2195. What is
-/// still lost is where no hold is: a partial that hears "and" as "in red." and closes it
-/// surely, and a first word at the stream's very start ("Eight of", judged too short).
+/// run to run ("Addy married." with its period at 0.32, held): 10 finals, 0.2195 (0.2073
+/// with the stream-start silence). A sure period after a guessed word now holds too (a
+/// partial heard "and" as "in red.", "red" at 0.34): 9 finals, 0.1220, within issue 30's
+/// 0.02. What is still lost: a first word at the stream's very start ("Eight of", judged
+/// too short).
 #[test]
 fn a_hesitating_speaker_goes_on_in_the_same_utterance_after_a_held_pause() {
     let _alone = alone();
@@ -488,11 +490,11 @@ fn a_hesitating_speaker_goes_on_in_the_same_utterance_after_a_held_pause() {
     let (file, live, finals, paused) = paused_wer(&recordings, common::at_hesitation);
     assert!(paused >= 8, "only {paused} recordings with hesitations");
     assert!(
-        finals <= paused + 3,
+        finals <= paused + 2,
         "{finals} finals for {paused} recordings"
     );
     assert!(
-        live <= file + 0.12,
+        live <= file + 0.02,
         "live WER {live:.4} against file mode's {file:.4}"
     );
 }

@@ -106,7 +106,7 @@ mod tests {
                 logprob_sum: mean_logprob * tokens as f32,
                 tokens,
                 no_speech_prob: 0.0,
-                last_p: 1.0,
+                last_ps: [1.0; 2],
                 words: Vec::new(),
             };
         let sentence = segment(

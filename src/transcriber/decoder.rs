@@ -510,7 +510,7 @@ impl Decoder {
                 logprob_sum: 0.0,
                 tokens: 0,
                 no_speech_prob: seg.no_speech_probability(),
-                last_p: 1.0,
+                last_ps: [1.0; 2],
                 words: Vec::new(),
             };
             // A word's bytes: a character outside ASCII may span tokens.
@@ -545,7 +545,7 @@ impl Decoder {
         let data = tok.token_data();
         segment.logprob_sum += data.plog;
         segment.tokens += 1;
-        segment.last_p = data.p;
+        segment.last_ps = [segment.last_ps[1], data.p];
         if !self.options.word_timestamps {
             return;
         }

@@ -726,7 +726,7 @@ impl Transcriber {
             && self
                 .partials
                 .covering_text(self.utterance.speech_end)
-                .is_some_and(|(text, last_p)| leaves_phrase_open(&text, last_p))
+                .is_some_and(|(text, end_p)| leaves_phrase_open(&text, end_p))
     }
 
     /// The detector's pause is long enough to end the utterance: it does, unless it is to be
@@ -751,7 +751,34 @@ impl Transcriber {
         if let Some(vad) = self.vad.as_mut() {
             vad.hold_pause(hold);
         }
+        self.decode_held_final(padding)?;
         self.hold_pause(frame, padding)
+    }
+
+    /// At the start of a held pause: the final the utterance will have if the speaker does
+    /// not go on, decoded now unless a partial already serves. Decoded at the hold's end, a
+    /// final whisper.cpp retried at higher temperatures came up to 1.9 s after the speech
+    /// (0.7 s of hold, then the decode). Only where no other decode waits and the utterance
+    /// is worth one; if the speaker goes on, it stands as the utterance's last partial.
+    fn decode_held_final(&mut self, padding: usize) -> Result<(), TranscribeError> {
+        let u = &self.utterance;
+        let needed = !self.partials.serves_as_final(u.speech_end);
+        let Some(end) = u
+            .speech_end
+            .filter(|_| needed && self.worth_decoding(false).is_ok())
+        else {
+            return Ok(());
+        };
+        let audio = u.audio[..(end + padding).min(u.len())].to_vec();
+        let admission = Admission::UnlessQueued(self.final_deadline(u.held));
+        match self.decode(&audio, u.lead, admission, Pass::Final) {
+            Ok(decoded) => {
+                self.partials.keep_final(audio.len(), decoded);
+                Ok(())
+            }
+            Err(TranscribeError::Busy) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// A quiet frame of a held pause: the utterance ends once the pause is as long as it is

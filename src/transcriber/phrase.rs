@@ -7,9 +7,10 @@
 //! little. How sure it was of that period says more: on the LJ Speech reading, periods at
 //! sentence ends came at 0.64 to 0.98 (one at 0.41), periods where the reader went on after
 //! a pause from 0.46 up, and in the corpus clips with pauses put at their commas 0.12 to 0.46
-//! for half of them and up to 1.0 for the rest. A comma, a dash, an ellipsis, no closing mark
-//! at all, or a word no English sentence ends on leave the phrase open whatever the
-//! probability.
+//! for half of them and up to 1.0 for the rest. So does how sure it was of the word the
+//! period closes: a speaker's "and" before a pause came out as "in red." with a sure period
+//! after a guessed "red" (0.34). A comma, a dash, an ellipsis, no closing mark at all, or a
+//! word no English sentence ends on leave the phrase open whatever the probability.
 
 use super::checks::comparable;
 
@@ -21,8 +22,8 @@ const OPEN_ENDINGS: [&str; 10] = [
 /// Marks that close a sentence; a text ending in none of them is open.
 const CLOSING_MARKS: [char; 6] = ['.', '?', '!', '\u{3002}', '\u{ff1f}', '\u{ff01}'];
 
-/// Below this probability a closing mark is Whisper's guess at audio that stopped, not a
-/// sentence's end.
+/// Below this probability a closing mark, or the word it closes, is Whisper's guess at audio
+/// that stopped, not a sentence's end.
 const UNSURE_CLOSE: f32 = 0.5;
 
 /// English words a sentence does not end on: articles, conjunctions, most prepositions,
@@ -35,9 +36,9 @@ const OPENING_WORDS: [&str; 38] = [
     "might", "must", "very",
 ];
 
-/// Whether `text` stops where its phrase cannot have ended; `last_p` is the probability of
-/// its last token (its closing mark, when it has one).
-pub(super) fn leaves_phrase_open(text: &str, last_p: f32) -> bool {
+/// Whether `text` stops where its phrase cannot have ended; `end_p` is how sure whisper.cpp
+/// was of its last two tokens (`Segment::end_p`: a closing mark and the word it closes).
+pub(super) fn leaves_phrase_open(text: &str, end_p: f32) -> bool {
     let text = text.trim_end();
     let Some(last_char) = text.chars().last() else {
         return false;
@@ -47,11 +48,12 @@ pub(super) fn leaves_phrase_open(text: &str, last_p: f32) -> bool {
     }
     let last = text.split_whitespace().last().unwrap_or_default();
     // "of the?" is a question cut short as much as "of the." is a sentence.
-    last_p < UNSURE_CLOSE || OPENING_WORDS.contains(&comparable(last).as_str())
+    end_p < UNSURE_CLOSE || OPENING_WORDS.contains(&comparable(last).as_str())
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::segment::Segment;
     use super::leaves_phrase_open;
 
     const SURE: f32 = 0.9;
@@ -87,6 +89,24 @@ mod tests {
             "in the only sense with which we are concerned.",
             0.64
         ));
+    }
+
+    /// "and" before a pause, heard as "in red." (a sure period after "red" at 0.34).
+    #[test]
+    fn a_sure_period_after_a_guessed_word_leaves_it_open() {
+        let text = "Unless to be rather cold-hearted in red.";
+        let segment = |last_ps| Segment {
+            text: text.into(),
+            start: 0,
+            end: 16_000,
+            logprob_sum: -4.0,
+            tokens: 10,
+            no_speech_prob: 0.0,
+            last_ps,
+            words: Vec::new(),
+        };
+        assert!(leaves_phrase_open(text, segment([0.34, 0.91]).end_p()));
+        assert!(!leaves_phrase_open(text, segment([0.81, 0.91]).end_p()));
     }
 
     #[test]

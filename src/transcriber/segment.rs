@@ -13,8 +13,9 @@ pub(super) struct Segment {
     pub logprob_sum: f32,
     pub tokens: usize,
     pub no_speech_prob: f32,
-    /// Probability of the last text token (a sentence's closing period, most often).
-    pub last_p: f32,
+    /// Probabilities of the last two text tokens: a closing mark and the word it closes,
+    /// most often (`end_p`).
+    pub last_ps: [f32; 2],
     pub words: Vec<(String, i64, i64, f32)>,
 }
 
@@ -31,6 +32,15 @@ pub(super) struct Decoded {
     pub threads: u32,
     /// The scheduler served it after its deadline.
     pub late: bool,
+}
+
+impl Segment {
+    /// How sure whisper.cpp was of how the text ends: the lower probability of its last two
+    /// tokens. A sure period after a guessed word ("cold-hearted in red." for "cold-hearted
+    /// and", cut at a pause) is no surer an end than the word.
+    pub fn end_p(&self) -> f32 {
+        self.last_ps[0].min(self.last_ps[1])
+    }
 }
 
 impl Decoded {

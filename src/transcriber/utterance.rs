@@ -153,6 +153,8 @@ pub(super) struct Partials {
     /// The last partial's decode and how many utterance samples it heard: the final when it
     /// heard all the speech.
     last: Option<(usize, Decoded)>,
+    /// `last` was decoded as a final is (with whisper.cpp's temperature fallback).
+    last_as_final: bool,
     /// The utterance was judged not speech: no more partials.
     pub not_speech: bool,
 }
@@ -161,6 +163,14 @@ impl Partials {
     /// Keeps a partial's decode of the first `heard` samples, for the final.
     pub fn keep(&mut self, heard: usize, decoded: Decoded) {
         self.last = Some((heard, decoded));
+        self.last_as_final = false;
+    }
+
+    /// Keeps a final's decode of the first `heard` samples, made while a pause is held: the
+    /// final if the speaker does not go on.
+    pub fn keep_final(&mut self, heard: usize, decoded: Decoded) {
+        self.last = Some((heard, decoded));
+        self.last_as_final = true;
     }
 
     /// What whisper.cpp took for the last partial of this utterance (zero before the first).
@@ -174,21 +184,28 @@ impl Partials {
     /// not decode again. Not one whisper.cpp would have retried at a higher temperature had
     /// it been a final's: partials are decoded without that fallback.
     pub fn into_covering(self, speech_end: Option<usize>) -> Option<Decoded> {
-        self.last
-            .filter(|(heard, decoded)| {
-                covers(*heard, speech_end) && decoded.avg_logprob() >= FALLBACK_LOGPROB
-            })
-            .map(|(_, decoded)| decoded)
+        match self.serves_as_final(speech_end) {
+            true => self.last.map(|(_, decoded)| decoded),
+            false => None,
+        }
+    }
+
+    /// Whether `into_covering` would give the final.
+    pub fn serves_as_final(&self, speech_end: Option<usize>) -> bool {
+        self.last.as_ref().is_some_and(|(heard, decoded)| {
+            covers(*heard, speech_end)
+                && (self.last_as_final || decoded.avg_logprob() >= FALLBACK_LOGPROB)
+        })
     }
 
     /// The text of the last partial, if it heard everything up to `speech_end`, and the
-    /// probability of its last token.
+    /// probability of its ending (`Segment::end_p`).
     pub fn covering_text(&self, speech_end: Option<usize>) -> Option<(String, f32)> {
         let (heard, decoded) = self.last.as_ref()?;
-        let last_p = decoded.segments.last()?.last_p;
+        let end_p = decoded.segments.last()?.end_p();
         covers(*heard, speech_end).then(|| {
             let texts: Vec<&str> = decoded.segments.iter().map(|s| s.text.as_str()).collect();
-            (texts.join(" "), last_p)
+            (texts.join(" "), end_p)
         })
     }
 
@@ -235,7 +252,7 @@ mod tests {
             logprob_sum: 4.0 * avg_logprob,
             tokens: 4,
             no_speech_prob: 0.0,
-            last_p: 0.9,
+            last_ps: [0.9; 2],
             words: Vec::new(),
         };
         Decoded {
@@ -267,6 +284,28 @@ mod tests {
             short.into_covering(Some(18_000)).is_none(),
             "heard only part of the speech"
         );
+    }
+
+    /// A held pause's final, decoded as a final is: it serves whatever its log-probability,
+    /// until a partial replaces it.
+    #[test]
+    fn a_final_decoded_while_a_pause_is_held_is_taken_as_the_final() {
+        let mut partials = Partials::default();
+        partials.keep(20_000, partial(-1.2));
+        assert!(!partials.serves_as_final(Some(18_000)));
+        partials.keep_final(20_000, partial(-1.2));
+        assert!(partials.serves_as_final(Some(18_000)));
+        assert!(
+            !partials.serves_as_final(Some(24_000)),
+            "the speaker went on after it"
+        );
+        partials.keep(30_000, partial(-1.2));
+        assert!(
+            !partials.serves_as_final(Some(28_000)),
+            "a partial decoded since is not a final's decode"
+        );
+        partials.keep_final(30_000, partial(-1.2));
+        assert!(partials.into_covering(Some(28_000)).is_some());
     }
 
     #[test]
