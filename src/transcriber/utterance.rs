@@ -167,8 +167,10 @@ impl Partials {
     }
 
     /// Keeps a final's decode of the first `heard` samples, made while a pause is held: the
-    /// final if the speaker does not go on.
+    /// final if the speaker does not go on. It heard the speech so far: no partial is due
+    /// until there is more, to take its place with a decode that would not serve.
     pub fn keep_final(&mut self, heard: usize, decoded: Decoded) {
+        self.heard = self.heard.max(heard);
         self.last = Some((heard, decoded));
         self.last_as_final = true;
     }
@@ -295,6 +297,7 @@ mod tests {
         assert!(!partials.serves_as_final(Some(18_000)));
         partials.keep_final(20_000, partial(-1.2));
         assert!(partials.serves_as_final(Some(18_000)));
+        assert_eq!(partials.heard, 20_000, "no partial due for what it heard");
         assert!(
             !partials.serves_as_final(Some(24_000)),
             "the speaker went on after it"
