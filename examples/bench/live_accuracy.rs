@@ -85,30 +85,10 @@ pub fn table(engine_only: bool, realtime: Option<usize>) {
     let key = common::model_key();
     // Held for the run: every transcriber below shares this load.
     let _model = cache.acquire(&key, None).unwrap();
-    let dir = crate::bench_dir().join("live-accuracy");
-    std::fs::create_dir_all(&dir).unwrap();
-    if realtime.is_none() {
-        println!("## Live against file mode (tiny.en, greedy, {} threads, the engine fed as fast as it decodes)\n", crate::threads());
-        let names: Vec<&str> = VARIANTS.iter().map(|v| v.name).collect();
-        println!(
-            "| recordings | audio s | words | {} WER | finals ({}) | decoded s per audio s ({}) |",
-            names.join(" WER | "),
-            names.join(" / "),
-            names.join(" / ")
-        );
-        println!("|---|---|---|{}---|---|", "---|".repeat(VARIANTS.len()));
-    }
     let sets = sets(&cache, &key);
-    for set in sets.iter().filter(|_| realtime.is_none()) {
-        eprintln!("live-accuracy: {}", set.name);
-        let heard: Vec<Heard> = VARIANTS
-            .iter()
-            .map(|v| hear(&cache, &key, set, v))
-            .collect();
-        print_row(set, &heard);
-        write_texts(&dir, set, &heard);
+    if realtime.is_none() {
+        engine_table(&cache, &key, &sets);
     }
-    println!("\nEach final, file and live: {}", dir.display());
     if engine_only {
         return;
     }
@@ -118,6 +98,29 @@ pub fn table(engine_only: bool, realtime: Option<usize>) {
         .flat_map(|s| s.recordings.iter().cloned())
         .collect();
     realtime_table(&short_pauses, realtime);
+}
+
+/// Every set through the engine in each variant: a row per set; each final to
+/// target/bench/live-accuracy/.
+fn engine_table(cache: &ModelCache, key: &ModelKey, sets: &[Set]) {
+    let dir = crate::bench_dir().join("live-accuracy");
+    std::fs::create_dir_all(&dir).unwrap();
+    println!("## Live against file mode (tiny.en, greedy, {} threads, the engine fed as fast as it decodes)\n", crate::threads());
+    let names: Vec<&str> = VARIANTS.iter().map(|v| v.name).collect();
+    println!(
+        "| recordings | audio s | words | {} WER | finals ({}) | decoded s per audio s ({}) |",
+        names.join(" WER | "),
+        names.join(" / "),
+        names.join(" / ")
+    );
+    println!("|---|---|---|{}---|---|", "---|".repeat(VARIANTS.len()));
+    for set in sets {
+        eprintln!("live-accuracy: {}", set.name);
+        let heard: Vec<Heard> = VARIANTS.iter().map(|v| hear(cache, key, set, v)).collect();
+        print_row(set, &heard);
+        write_texts(&dir, set, &heard);
+    }
+    println!("\nEach final, file and live: {}", dir.display());
 }
 
 /// Real-time runs of the short-pause recordings: streams at once, a name, whispersink's
