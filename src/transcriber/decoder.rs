@@ -2,7 +2,7 @@
 //! prompt and carried context, its language, and each decode through the scheduler on a
 //! whisper state borrowed from the model's pool.
 
-use super::checks::looks_like_a_loop;
+use super::checks::{cut_repeated_end, looks_like_a_loop};
 use super::language::{Language, LanguageDetection, LanguagePlan, LanguageProbabilities};
 use super::segment::{Decoded, Segment};
 use super::TranscribeError;
@@ -343,10 +343,10 @@ impl Decoder {
         }
     }
 
-    /// Decodes `audio` in `plan`'s language with the encoder sized to it, falling back to
-    /// the full context when the result looks like a repetition loop. The scheduler admits it
-    /// as `admission` says; a partial `pass` still running at its `give_way` ends with
-    /// `TranscribeError::GaveWay`.
+    /// Decodes `audio` in `plan`'s language with the encoder sized to it. A result that
+    /// loops is cut after its repeated end (`cut_repeated_end`), or else decoded again in the
+    /// full context (its cost counts both). The scheduler admits it as `admission` says; a
+    /// partial `pass` still running at its `give_way` ends with `TranscribeError::GaveWay`.
     pub fn decode(
         &mut self,
         audio: &[f32],
@@ -384,10 +384,16 @@ impl Decoder {
         let ctx = (audio.len() / 320 + AUDIO_CTX_MARGIN).max(MIN_FITTED_AUDIO_CTX);
         let ctx = ctx.div_ceil(64) * 64;
         if ctx < FULL_AUDIO_CTX {
-            let decoded = self.decode_with_ctx(audio, ctx as i32, admission, detect)?;
-            if !looks_like_a_loop(&decoded.segments, audio.len()) {
+            let mut decoded = self.decode_with_ctx(audio, ctx as i32, admission, detect)?;
+            if !looks_like_a_loop(&decoded.segments, audio.len())
+                || cut_repeated_end(&mut decoded.segments)
+            {
                 return Ok(decoded);
             }
+            let mut redone = self.decode_with_ctx(audio, 0, admission, detect)?;
+            redone.inference_time += decoded.inference_time;
+            redone.queue_time += decoded.queue_time;
+            return Ok(redone);
         }
         self.decode_with_ctx(audio, 0, admission, detect)
     }
