@@ -386,7 +386,7 @@ impl Decoder {
         if ctx < FULL_AUDIO_CTX {
             let mut decoded = self.decode_with_ctx(audio, ctx as i32, admission, detect)?;
             if !looks_like_a_loop(&decoded.segments, audio.len())
-                || cut_repeated_end(&mut decoded.segments)
+                || cut_repeated_end(&mut decoded.segments, audio.len())
             {
                 return Ok(decoded);
             }

@@ -96,14 +96,8 @@ mod tests {
     fn a_sure_period_after_a_guessed_word_leaves_it_open() {
         let text = "Unless to be rather cold-hearted in red.";
         let segment = |last_ps| Segment {
-            text: text.into(),
-            start: 0,
-            end: 16_000,
-            logprob_sum: -4.0,
-            tokens: 10,
-            no_speech_prob: 0.0,
             last_ps,
-            words: Vec::new(),
+            ..Segment::of_text(text, 0, 16_000)
         };
         assert!(leaves_phrase_open(text, segment([0.34, 0.91]).end_p()));
         assert!(!leaves_phrase_open(text, segment([0.81, 0.91]).end_p()));

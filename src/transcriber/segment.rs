@@ -35,6 +35,22 @@ pub(super) struct Decoded {
 }
 
 impl Segment {
+    /// A segment of `text` from `start` to `end` (samples), with no token statistics: for
+    /// tests to build on.
+    #[cfg(test)]
+    pub fn of_text(text: &str, start: i64, end: i64) -> Segment {
+        Segment {
+            text: text.into(),
+            start,
+            end,
+            logprob_sum: 0.0,
+            tokens: 0,
+            no_speech_prob: 0.0,
+            last_ps: [1.0; 2],
+            words: Vec::new(),
+        }
+    }
+
     /// How sure whisper.cpp was of how the text ends: the lower probability of its last two
     /// tokens. A sure period after a guessed word ("cold-hearted in red." for "cold-hearted
     /// and", cut at a pause) is no surer an end than the word.

@@ -248,14 +248,10 @@ mod tests {
     /// A partial of "Addy married." whose 4 tokens average `avg_logprob`.
     fn partial(avg_logprob: f32) -> Decoded {
         let segment = Segment {
-            text: "Addy married.".into(),
-            start: 0,
-            end: 16_000,
             logprob_sum: 4.0 * avg_logprob,
             tokens: 4,
-            no_speech_prob: 0.0,
             last_ps: [0.9; 2],
-            words: Vec::new(),
+            ..Segment::of_text("Addy married.", 0, 16_000)
         };
         Decoded {
             segments: vec![segment],
