@@ -757,8 +757,8 @@ impl Transcriber {
 
     /// At the start of a held pause: the final the utterance will have if the speaker does
     /// not go on, decoded now unless a partial already serves. Decoded at the hold's end, a
-    /// final whisper.cpp retried at higher temperatures came up to 1.9 s after the speech
-    /// (0.7 s of hold, then the decode). Only where no other decode waits and the utterance
+    /// final that took two decodes (a loop, then the full context) came up to 1.9 s after the
+    /// speech (0.7 s of hold, then the decodes). Only where no other decode waits and the utterance
     /// is worth one; if the speaker goes on, it stands as the utterance's last partial.
     fn decode_held_final(&mut self, padding: usize) -> Result<(), TranscribeError> {
         let u = &self.utterance;
